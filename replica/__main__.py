@@ -1,0 +1,4 @@
+from replica.cli import main
+import sys
+
+sys.exit(main())
