@@ -1,4 +1,5 @@
-from replica.cli import main
 import sys
+
+from replica.cli import main
 
 sys.exit(main())

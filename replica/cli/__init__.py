@@ -17,7 +17,7 @@ import sys
 from replica.cli.common import CliError, OneLineParser
 from replica.params import ParameterError
 
-COMMAND_MODULES = ("replica.cli.teacher",)
+COMMAND_MODULES = ("replica.cli.teacher", "replica.cli.student", "replica.cli.kernel")
 
 
 def build_parser() -> OneLineParser:
@@ -52,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("kd-replica: interrupted\n")
         return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. piped into `head`): stop quietly.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

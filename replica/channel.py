@@ -1,0 +1,255 @@
+"""Channel (energetic) half of the saddle point: the loss, through its proximal map (SPEC §4).
+
+At zero temperature the channel of the replica free entropy is a Moreau envelope: on a
+training sample of class ``s`` the trained preactivation is the proximal point of the loss at
+the cavity field. The conjugate parameters are Gaussian averages of the resulting
+"responses" ``f = (h* - omega) / V`` (minus the loss derivative) and curvatures ``a``:
+
+- teacher, cavity field ``om~ = s m~ + b~ + sqrt(delta q~) z1``::
+
+      m^~ = alpha E[s f~],  Q^~ = alpha delta E[f~^2],  V^~ = alpha delta E[a~/(1 + a~ V~)]
+
+- student, cavity field ``om = s m + b + sqrt(delta) [(S/sqrt(q~)) z1 + sqrt(q - S^2/q~) z2]``
+  (so that ``Cov(om~, om) = delta S``), proximal step taken at ``om + V_S f~``::
+
+      m^ = alpha E[s f],  Q^ = alpha delta E[f^2],  V^ = alpha delta E[a/(1 + a V)],
+      Q^x = alpha delta E[f f~],
+      V^x = alpha delta E[(c - a a~ V_S) / ((1 + a~ V~)(1 + a V))]   (= -alpha delta E[df/d om~])
+
+  where ``c = d^2 L / (dh dh~)`` couples the student's loss to the teacher's preactivation.
+  The shift ``V_S f~`` is the student's response to the teacher's own fit of that sample; paper
+  Eq. 96 has it right, while Eq. 21 misses a factor ``sqrt(delta q~)`` (erratum, SPEC §4).
+
+- bias: stationarity in ``b`` is ``E[f] = 0``; ``dE[f]/db = -E[a/(1 + a V)]`` gives the Newton
+  update used inside the iteration.
+
+Averages over the class (``rho``, ``1 - rho``) and standard Gaussians use Gauss-Hermite rules
+(``saddle.quadrature``); the student's average is over the tensor grid ``(z1, z2)``. Within a
+class the proximal solve at each node starts from the solution at the previous node (nodes
+are sorted), which is deterministic and needs ~2-3 Newton steps per node.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from replica.losses import kd_loss, kd_loss_cross_derivative
+from saddle.prox import prox_square, prox_tempered_logistic
+from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime, softplus
+
+LOSS_LOGISTIC = 0
+LOSS_SQUARE = 1
+
+
+@njit(cache=True)
+def class_sign_weight_target(cls, rho, p_pos, p_neg):
+    """``(s, P(class), target)`` for class index 0 (``y = 1``) or 1 (``y = 0``)."""
+    if cls == 0:
+        return 1.0, rho, p_pos
+    return -1.0, 1.0 - rho, p_neg
+
+
+@njit(cache=True)
+def teacher_prox(omega, V, loss_kind, s, p, h_guess):
+    """Teacher's proximal point and loss curvature ``(h*, a)`` at the cavity field ``omega``.
+
+    Logistic loss ``softplus(h) - p h`` (soft target ``p``), or square loss ``(h - s)^2 / 2``.
+    """
+    if loss_kind == LOSS_SQUARE:
+        return prox_square(omega, V, 1.0, s), 1.0
+    h = prox_tempered_logistic(omega, V, 1.0, 1.0, p, 0.0, 1.0, 0.0, h_guess)
+    return h, sigmoid_prime(h)
+
+
+@njit(cache=True)
+def teacher_loss_value(h, loss_kind, s, p):
+    if loss_kind == LOSS_SQUARE:
+        return 0.5 * (h - s) * (h - s)
+    return softplus(h) - p * h
+
+
+@njit(cache=True)
+def teacher_channel_averages(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz):
+    """Gaussian averages of the teacher channel.
+
+    Returns ``(E[s f], E[f^2], E[a/(1 + a V)], E[f])`` at overlaps ``(m, q, V, b)``.
+    """
+    width = math.sqrt(delta * q)
+    esf = ef2 = ea = ef = 0.0
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        h, a, omega_prev = s * m + b, 0.0, s * m + b
+        for k in range(z.size):
+            omega = s * m + b + width * z[k]
+            # First-order predictor from the previous node: dh*/d omega = 1 / (1 + a V).
+            h, a = teacher_prox(omega, V, loss_kind, s, p, h + (omega - omega_prev) / (1.0 + a * V))
+            omega_prev = omega
+            f = (h - omega) / V
+            w = pc * wz[k]
+            esf += w * s * f
+            ef2 += w * f * f
+            ea += w * a / (1.0 + a * V)
+            ef += w * f
+    return esf, ef2, ea, ef
+
+
+@njit(cache=True)
+def teacher_training_observables(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz):
+    """Training loss per sample and training error of the teacher at its fixed point.
+
+    The trained preactivation of a training sample is the proximal point ``h*(om~)``, which is
+    increasing in ``om~``; it changes sign where ``om~ = V l'(0)``, so the training error is a
+    Gaussian probability in closed form (no quadrature of a step function).
+    """
+    width = math.sqrt(delta * q)
+    loss = 0.0
+    error = 0.0
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        h = s * m + b
+        for k in range(z.size):
+            omega = s * m + b + width * z[k]
+            h, _ = teacher_prox(omega, V, loss_kind, s, p, h)
+            loss += pc * wz[k] * teacher_loss_value(h, loss_kind, s, p)
+        if loss_kind == LOSS_SQUARE:
+            omega_zero = -V * (0.0 - s)  # h* = 0  <=>  omega = V l'(0) = -V s
+        else:
+            omega_zero = V * (0.5 - p)
+        # y = 1 is misclassified when om~ < omega_zero, y = 0 when om~ > omega_zero.
+        error += pc * gaussian_cdf(s * (omega_zero - s * m - b) / width)
+    return loss, error
+
+
+@njit(cache=True)
+def teacher_node_fields(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, h_out, f_out, a_out):
+    """Teacher's trained preactivation ``h~*``, response ``f~`` and curvature ``a~`` per node.
+
+    Fills arrays of shape ``(2, len(z))`` (class, node) used by the student channel. With
+    ``V = 0`` (Bayes-optimal proxy teacher, not trained on the samples) ``h~* = om~`` and
+    ``f~ = 0``.
+    """
+    width = math.sqrt(delta * q)
+    for cls in range(2):
+        s, _, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        h = s * m + b
+        for k in range(z.size):
+            omega = s * m + b + width * z[k]
+            if V == 0.0:
+                h_out[cls, k] = omega
+                f_out[cls, k] = 0.0
+                a_out[cls, k] = 0.0
+                continue
+            h, a = teacher_prox(omega, V, loss_kind, s, p, h)
+            h_out[cls, k] = h
+            f_out[cls, k] = (h - omega) / V
+            a_out[cls, k] = a
+
+
+@njit(cache=True)
+def student_prox(omega, V, chi, p, kd_weight, temperature, t, h_guess):
+    """Student's proximal point for ``(1 - chi) CE(p, sigma(h)) + kd_weight CE(t, sigma(h/T))``."""
+    return prox_tempered_logistic(omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, h_guess)
+
+
+@njit(cache=True)
+def student_curvature(h, chi, kd_weight, temperature):
+    """``a = d^2 L/dh^2 = (1 - chi) sigma'(h) + (kd_weight / T^2) sigma'(h / T)``."""
+    return (1.0 - chi) * sigmoid_prime(h) + kd_weight * sigmoid_prime(h / temperature) / (
+        temperature * temperature
+    )
+
+
+@njit(cache=True)
+def student_channel_averages(
+    m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+):  # fmt: skip
+    """Gaussian averages of the student channel over the tensor grid ``(z1, z2)``.
+
+    Returns ``(E[s f], E[f^2], E[a/(1+aV)], E[f f~], E[(c - a a~ V_S)/((1+a~V~)(1+aV))], E[f])``,
+    or NaNs if ``q < S^2 / q~`` (outside the domain).
+    """
+    residual_var = q - S * S / q_t
+    if residual_var < 0.0 or V <= 0.0:
+        nan = np.nan
+        return nan, nan, nan, nan, nan, nan
+    sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
+    sd_2 = math.sqrt(delta * residual_var)
+    esf = ef2 = ea = eff = ex = ef = 0.0
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        for i in range(z1.size):
+            h_t = teacher_h[cls, i]
+            f_t = teacher_f[cls, i]
+            a_t = teacher_a[cls, i]
+            t = sigmoid(h_t / temperature)
+            c = kd_loss_cross_derivative(h_t, temperature, kd_weight)
+            centre = s * m + b + sd_1 * z1[i] + V_S * f_t
+            h, a, omega_prev = centre, 0.0, centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                guess = h + (omega - omega_prev) / (1.0 + a * V)
+                h = student_prox(omega, V, chi, p, kd_weight, temperature, t, guess)
+                omega_prev = omega
+                f = (h - omega) / V
+                a = student_curvature(h, chi, kd_weight, temperature)
+                r = 1.0 / (1.0 + a * V)
+                w = pc * w1[i] * w2[j]
+                esf += w * s * f
+                ef2 += w * f * f
+                ea += w * a * r
+                eff += w * f * f_t
+                ex += w * (c - a * a_t * V_S) * r / (1.0 + a_t * V_t)
+                ef += w * f
+    return esf, ef2, ea, eff, ex, ef
+
+
+@njit(cache=True)
+def student_training_observables(
+    m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+):  # fmt: skip
+    """Student's training observables at its fixed point.
+
+    Returns ``(train_loss, train_ce, train_error, mse_outputs, mse_preactivations)``: the mean
+    KD loss per sample, the mean ``CE(p, sigma(h))``, the fraction of misclassified training
+    labels, and the mean squared teacher-student distance of outputs ``sigma(h~) - sigma(h)``
+    and of preactivations ``h~ - h`` on the training set (paper App. C, Fig. 11).
+
+    The training error integrates, for each ``z1``, the Gaussian probability in ``z2`` that the
+    (monotone) proximal point is on the wrong side of zero.
+    """
+    residual_var = max(q - S * S / q_t, 0.0)
+    sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
+    sd_2 = math.sqrt(delta * residual_var)
+    loss = ce = error = mse_out = mse_pre = 0.0
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        for i in range(z1.size):
+            h_t = teacher_h[cls, i]
+            t = sigmoid(h_t / temperature)
+            centre = s * m + b + sd_1 * z1[i] + V_S * teacher_f[cls, i]
+            h = centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                h = student_prox(omega, V, chi, p, kd_weight, temperature, t, h)
+                w = pc * w1[i] * w2[j]
+                loss += w * kd_loss(h, p, h_t, chi, temperature, kd_weight)
+                ce += w * (softplus(h) - p * h)
+                d_out = sigmoid(h_t) - sigmoid(h)
+                mse_out += w * d_out * d_out
+                mse_pre += w * (h_t - h) * (h_t - h)
+            # h* = 0 exactly when omega = V L'(0); below it h* < 0.
+            omega_zero = V * (
+                (1.0 - chi) * (0.5 - p) + kd_weight * (0.5 - t) / temperature
+            )
+            gap = omega_zero - centre
+            if sd_2 > 0.0:
+                below = gaussian_cdf(gap / sd_2)
+            else:
+                below = 1.0 if gap > 0.0 else 0.0
+            error += pc * w1[i] * (below if s > 0.0 else 1.0 - below)
+    return loss, ce, error, mse_out, mse_pre

@@ -1,0 +1,97 @@
+"""``kd-replica student``, ``kd-replica curve student``, ``kd-replica simulate student``."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+from replica.cli.common import add_quiet, format_table, print_json, progress
+from replica.cli.models import (
+    add_path_args,
+    add_student_params,
+    output_dir,
+    path_values,
+    student_kwargs,
+    warn,
+)
+from replica.cli.teacher import add_simulation_args, print_simulation
+
+VARIABLES = ("alpha", "lam_t", "lam_s", "chi", "temperature", "smoothing", "eta", "rho", "delta")
+
+
+def register(commands, curve, simulate) -> None:
+    p = commands.add_parser("student", help="replica fixed point of the distilled student")
+    add_student_params(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run_point)
+
+    c = curve.add_parser("student", help="student theory curve along one parameter")
+    add_student_params(c)
+    add_path_args(c, VARIABLES)
+    add_quiet(c)
+    c.set_defaults(handler=run_curve)
+
+    s = simulate.add_parser("student", help="finite-size simulation of teacher and student")
+    add_student_params(s)
+    add_simulation_args(s, n=1000, seeds=8)
+    s.set_defaults(handler=run_simulation)
+
+
+def run_point(args: argparse.Namespace) -> int:
+    from replica.student import solve_student
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sol = solve_student(**student_kwargs(args))
+    data = sol.to_dict()
+    if args.json:
+        print_json(data)
+    else:
+        print(format_table(data["teacher"].items(), title=f"teacher ({args.teacher})"))
+        print()
+        print(format_table(data["student"].items(), title="distilled student (replica)"))
+        print()
+        print(format_table([("eps_bo_teacher", sol.eps_bo_teacher),
+                            ("eps_bo_student", sol.eps_bo_student)], title="Bayes-optimal"))
+    if not (sol.converged and sol.teacher.converged):
+        warn(f"fixed point did not converge (student: {sol.report.message}, "
+             f"residual {sol.residual:.2g})")  # fmt: skip
+        return 1
+    return 0
+
+
+def run_curve(args: argparse.Namespace) -> int:
+    from replica.plotting import plot_curve
+    from replica.sweep import student_curve
+
+    values = path_values(args)
+    out = output_dir(args.out)
+    fixed = student_kwargs(args)
+    vary = args.vary.replace("-", "_")
+    fixed.pop(vary)
+    curve = student_curve(
+        vary, values, wrap=lambda it: progress(it, total=len(values), desc="student curve",
+                                               quiet=args.quiet), **fixed,
+    )  # fmt: skip
+    curve.write_csv(out / "curve.csv")
+    plot_curve(
+        curve, out / "curve.png",
+        series=[("eps_g", "student"), ("teacher_eps_g", "teacher")],
+        bounds=[("eps_bo_student", "student Bayes-optimal")],
+    )  # fmt: skip
+    failed = sum(not ok for ok in curve.columns["converged"])
+    if failed:
+        warn(f"{failed} of {len(curve)} points did not converge (flagged in curve.csv)")
+    print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
+    return 0
+
+
+def run_simulation(args: argparse.Namespace) -> int:
+    from simulations.monte_carlo import simulate_student
+
+    result = simulate_student(
+        **student_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
+        progress=not args.quiet,
+    )  # fmt: skip
+    print_simulation(result, args.json, f"distilled student ({args.teacher} teacher)")
+    return 0

@@ -1,0 +1,375 @@
+"""The sparse knowledge-distillation student: replica-symmetric fixed point (SPEC §2, §4).
+
+The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
+teacher's own training inputs,
+
+    sum_mu (1 - chi) CE(p_mu, sigma(h_mu)) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
+           + lam_s / 2 |w|^2,
+
+with ``c_T = 1`` (the paper) or ``T^2`` (Hinton's scaling), where ``h~_mu`` is the trained
+teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). Two teachers:
+
+- ``"ridge"``: the ridge logistic teacher of :mod:`replica.teacher`, solved first;
+- ``"bayes"``: the Bayes-optimal proxy teacher of paper Eq. 23-24 (App. A.3),
+  ``w~ = v + sqrt(delta/alpha) g``, not trained on the samples: ``m~ = 1``, ``q~ = 1 + delta/alpha``,
+  ``V~ = 0`` and no self-fit response (``f~ = 0``).
+
+The fixed point is that of
+
+    (m, q, S, V, V_S, b) --channel--> (m^, Q^, V^, Q^x, V^x) --ridge prior--> (m, q, S, V, V_S)
+
+with the teacher's order parameters held fixed and the bias moved by a Newton step on
+``E[f] = 0``. Overlaps are divided by the full ``N`` and the student's preactivation is
+``w.x / sqrt(N)`` (not ``/ sqrt(eta N)``).
+
+Gaussian averages over the correlated cavity fields ``(om~, om)`` use a tensor Gauss-Hermite
+grid in independent ``(z1, z2)`` (``om~`` depends on ``z1`` only); the teacher's proximal point
+at each ``z1`` node is computed once per solve.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numba import njit
+
+from replica.channel import student_channel_averages, student_training_observables
+from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
+from replica.losses import kd_term_weight
+from replica.params import (
+    GaussianMixture,
+    ParameterError,
+    check_nonnegative,
+    check_positive,
+    check_smoothing,
+    check_unit_interval,
+)
+from replica.prior import ridge_student_prior
+from replica.teacher import (
+    LOSSES,
+    TeacherSolution,
+    bias_newton_step,
+    solve_teacher,
+    teacher_training_observables,
+)
+from saddle.fixed_point import (
+    CONVERGED,
+    ConvergenceWarning,
+    FixedPointResult,
+    solve_fixed_point,
+)
+from saddle.quadrature import gauss_hermite
+
+TEACHERS = ("ridge", "bayes")
+DEFAULT_STUDENT_NODES = (64, 24)
+
+
+@dataclass(frozen=True)
+class StudentParams:
+    """Parameters of the distillation problem.
+
+    Parameters
+    ----------
+    alpha : float
+        Sample ratio ``M / N``.
+    rho, delta : float
+        Mixture balance and noise variance.
+    eta : float
+        Fraction of trainable student weights, in (0, 1].
+    lam_t, lam_s : float
+        Ridge strengths of teacher and student (paper Eq. 1 convention).
+    chi : float
+        Weight of the distillation term, in [0, 1].
+    temperature : float
+        Distillation temperature ``T > 0``.
+    t2_scaling : bool
+        Multiply the distillation term by ``T^2`` (Hinton); off in the paper.
+    smoothing : float
+        Label smoothing ``eps`` of the hard-label targets (teacher's and student's).
+    teacher : {"ridge", "bayes"}
+        Ridge logistic teacher or Bayes-optimal proxy teacher.
+    """
+
+    alpha: float
+    rho: float = 0.2
+    delta: float = 1.0
+    eta: float = 0.5
+    lam_t: float = 0.1
+    lam_s: float = 1e-4
+    chi: float = 1.0
+    temperature: float = 1.0
+    t2_scaling: bool = False
+    smoothing: float = 0.0
+    teacher: str = "ridge"
+
+    def __post_init__(self) -> None:
+        mixture = GaussianMixture(self.rho, self.delta)
+        checks = {
+            "alpha": check_positive("alpha", self.alpha),
+            "rho": mixture.rho,
+            "delta": mixture.delta,
+            "eta": check_unit_interval("eta", self.eta, open_left=True),
+            "lam_t": check_nonnegative("lam_t", self.lam_t),
+            "lam_s": check_nonnegative("lam_s", self.lam_s),
+            "chi": check_unit_interval("chi", self.chi),
+            "temperature": check_positive("temperature", self.temperature),
+            "smoothing": check_smoothing("smoothing", self.smoothing),
+        }
+        for name, value in checks.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "t2_scaling", bool(self.t2_scaling))
+        if self.teacher not in TEACHERS:
+            raise ParameterError(f"teacher must be one of {TEACHERS}; got {self.teacher!r}")
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        return GaussianMixture(self.rho, self.delta)
+
+    @property
+    def targets(self) -> tuple[float, float]:
+        return 1.0 - self.smoothing, self.smoothing
+
+    @property
+    def kd_weight(self) -> float:
+        return kd_term_weight(self.chi, self.temperature, self.t2_scaling)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSolution:
+    """The Bayes-optimal proxy teacher (paper Eq. 23-24) as a :class:`TeacherSolution`.
+
+    Its overlaps are those of the Bayes-optimal estimator; ``V = 0`` encodes that it was not
+    trained on the samples (no self-fit). Conjugates are undefined (NaN); its training
+    observables are those of its preactivation ``h~ = om~`` on the training set.
+    """
+    from replica.teacher import TeacherParams
+
+    params = TeacherParams(alpha, rho, delta, lam=0.0)
+    m, q, b = bayes_optimal_overlaps(alpha, rho, delta)
+    quad = gauss_hermite(96)
+    train_loss, train_error = teacher_training_observables(
+        m, q, 0.0, b, rho, delta, LOSSES["logistic"], 1.0, 0.0, quad.nodes, quad.weights
+    )
+    report = FixedPointResult(np.array([m, q, 0.0, b]), True, CONVERGED, "closed form", 0, 0.0, ())
+    eps = float(generalisation_error(m, q, b, rho, delta))
+    nan = math.nan
+    return TeacherSolution(
+        params, eps, m, q, 0.0, b, nan, nan, nan, float(train_loss), float(train_error), eps, report
+    )
+
+
+@njit(cache=True)
+def student_conjugates(esf, ef2, ea, eff, ex, alpha, delta):
+    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = alpha delta E[a/(1+aV)]``,
+    ``Q^x = alpha delta E[f f~]``, ``V^x = alpha delta E[(c - a a~ V_S)/((1+a~V~)(1+aV))]``."""
+    ad = alpha * delta
+    return alpha * esf, ad * ef2, ad * ea, ad * eff, ad * ex
+
+
+@njit(cache=True)
+def student_map(
+    m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
+    teacher_h, teacher_f, teacher_a, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+):  # fmt: skip
+    """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself."""
+    esf, ef2, ea, eff, ex, ef = student_channel_averages(
+        m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
+        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    )  # fmt: skip
+    mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, ea, eff, ex, alpha, delta)
+    m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
+        mhat, Qhat, Vhat, Qhat_x, Vhat_x, lam_s, eta, delta, m_t, q_t, V_t
+    )
+    return m_n, q_n, S_n, V_n, VS_n, bias_newton_step(b, ef, ea)
+
+
+@dataclass(frozen=True)
+class StudentSolution:
+    """Replica prediction for the distilled student (and its teacher).
+
+    Attributes
+    ----------
+    params : StudentParams
+    teacher : TeacherSolution
+        The teacher's fixed point (closed form for the Bayes-optimal proxy).
+    eps_g : float
+        Student test error, paper Eq. 12.
+    m, q, S, V, V_S, b : float
+        Student overlaps with ``v``, self-overlap, overlap with the teacher (all over the full
+        ``N``), susceptibility (times delta), response to the teacher's self-fit, bias.
+    mhat, Qhat, Vhat, Qhat_x, Vhat_x : float
+        Conjugate parameters.
+    train_loss, train_ce, train_error : float
+        Mean KD loss per training sample, mean ``CE(p, sigma(h))``, training error.
+    mse_outputs, mse_preactivations : float
+        Mean squared teacher-student distance of outputs and preactivations on the training set.
+    eps_bo_student, eps_bo_teacher : float
+        Bayes-optimal errors of the ``eta``-sparse student and of a full classifier.
+    report : FixedPointResult
+    """
+
+    params: StudentParams
+    teacher: TeacherSolution
+    eps_g: float
+    m: float
+    q: float
+    S: float
+    V: float
+    V_S: float
+    b: float
+    mhat: float
+    Qhat: float
+    Vhat: float
+    Qhat_x: float
+    Vhat_x: float
+    train_loss: float
+    train_ce: float
+    train_error: float
+    mse_outputs: float
+    mse_preactivations: float
+    eps_bo_student: float
+    eps_bo_teacher: float
+    report: FixedPointResult = field(repr=False)
+
+    @property
+    def converged(self) -> bool:
+        return self.report.converged
+
+    @property
+    def iterations(self) -> int:
+        return self.report.nit
+
+    @property
+    def residual(self) -> float:
+        return self.report.residual
+
+    @property
+    def state(self) -> np.ndarray:
+        """``(m, q, S, V, V_S, b)``: pass as ``initial=`` to warm-start a nearby solve."""
+        return np.array([self.m, self.q, self.S, self.V, self.V_S, self.b])
+
+    def student_dict(self) -> dict:
+        keys = (
+            "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
+            "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat", "Qhat_x", "Vhat_x",
+        )  # fmt: skip
+        out = {k: getattr(self, k) for k in keys}
+        out.update(converged=self.converged, iterations=self.iterations, residual=self.residual)
+        return out
+
+    def to_dict(self) -> dict:
+        """Nested dictionary: ``params``, ``teacher``, ``student`` and the two BO bounds."""
+        teacher = self.teacher.to_dict()
+        teacher.pop("eps_bo", None)
+        return {
+            "params": self.params.to_dict(),
+            "teacher": teacher,
+            "student": self.student_dict(),
+            "eps_bo_teacher": self.eps_bo_teacher,
+            "eps_bo_student": self.eps_bo_student,
+        }
+
+
+def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np.ndarray:
+    """A feasible starting point ``(m, q, S, V, V_S, b)`` (``S^2 < q q~``)."""
+    q = params.eta
+    return np.array([0.5 * params.eta, q, 0.5 * math.sqrt(q * teacher.q), 1.0, 0.0, teacher.b])
+
+
+def solve_student(
+    alpha: float,
+    rho: float = 0.2,
+    delta: float = 1.0,
+    eta: float = 0.5,
+    lam_t: float = 0.1,
+    lam_s: float = 1e-4,
+    chi: float = 1.0,
+    temperature: float = 1.0,
+    t2_scaling: bool = False,
+    smoothing: float = 0.0,
+    teacher: str = "ridge",
+    *,
+    teacher_solution: TeacherSolution | None = None,
+    initial: np.ndarray | None = None,
+    n_nodes: tuple[int, int] = DEFAULT_STUDENT_NODES,
+    tol: float = 1e-10,
+    damping: float = 0.6,
+    max_iter: int = 5000,
+    warn: bool = True,
+) -> StudentSolution:
+    """Solve the distilled student's replica saddle point.
+
+    Parameters
+    ----------
+    alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
+        See :class:`StudentParams`.
+    teacher_solution : TeacherSolution, optional
+        The ridge teacher already solved at the same ``(alpha, rho, delta, lam_t, smoothing)``
+        (saves its solve along a sweep in student-only parameters). Ignored for ``"bayes"``.
+    initial : array_like, optional
+        Starting ``(m, q, S, V, V_S, b)``, e.g. ``previous.state``.
+    n_nodes : (int, int)
+        Gauss-Hermite nodes in ``z1`` (teacher direction) and ``z2``.
+    tol, damping, max_iter, warn
+        As in :func:`replica.teacher.solve_teacher`.
+    """
+    params = StudentParams(
+        alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
+    )
+    if params.teacher == "bayes":
+        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
+    elif teacher_solution is not None:
+        tp = teacher_solution.params
+        wanted = (params.alpha, params.rho, params.delta, params.lam_t, params.smoothing)
+        if (tp.alpha, tp.rho, tp.delta, tp.lam, tp.smoothing) != wanted or tp.loss != "logistic":
+            raise ParameterError("teacher_solution was solved at other parameters")
+        tsol = teacher_solution
+    else:
+        tsol = solve_teacher(
+            params.alpha, params.rho, params.delta, params.lam_t, params.smoothing, warn=warn
+        )
+    q1, q2 = gauss_hermite(int(n_nodes[0])), gauss_hermite(int(n_nodes[1]))
+    z1, w1, z2, w2 = q1.nodes, q1.weights, q2.nodes, q2.weights
+    teacher_h, teacher_f, teacher_a = tsol.node_fields(z1)
+    p_pos, p_neg = params.targets
+    kd_weight = params.kd_weight
+    fixed = (
+        params.alpha, params.rho, params.delta, params.eta, params.lam_s, tsol.m, tsol.q, tsol.V,
+        teacher_h, teacher_f, teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight,
+        z1, w1, z2, w2,
+    )  # fmt: skip
+
+    def update(x: np.ndarray) -> np.ndarray:
+        return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed))
+
+    if initial is None:
+        initial = default_student_start(params, tsol)
+    report = solve_fixed_point(update, initial, damping=damping, tol=tol, max_iter=max_iter)
+    m, q, S, V, V_S, b = (float(v) for v in report.x)
+    esf, ef2, ea, eff, ex, _ = student_channel_averages(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
+        teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+    )  # fmt: skip
+    conj = student_conjugates(esf, ef2, ea, eff, ex, params.alpha, params.delta)
+    train = student_training_observables(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, teacher_h, teacher_f,
+        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+    )  # fmt: skip
+    if warn and not report.converged:
+        warnings.warn(
+            f"student fixed point did not converge at {params.to_dict()}: {report.message}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return StudentSolution(
+        params, tsol, float(generalisation_error(m, q, b, params.rho, params.delta)),
+        m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
+        bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
+        bayes_optimal_error(params.alpha, params.mixture),
+        report,
+    )  # fmt: skip

@@ -1,0 +1,271 @@
+"""The ridge-regularised logistic teacher: replica-symmetric fixed point (SPEC §4; paper App. A.1).
+
+The teacher minimises ``sum_mu CE(p_mu, sigma(h~_mu)) + lam/2 |w~|^2`` with a free bias on the
+mixture of paper Eq. 10 (the model of Mignacco et al. 2020). Its zero-temperature RS saddle
+point is the fixed point of
+
+    (m, q, V, b)  --channel-->  (m^, Q^, V^)  --ridge prior-->  (m, q, V),
+
+with the bias moved by a Newton step on its stationarity condition ``E[f] = 0``. The square
+loss ``(h - s)^2 / 2`` is offered too: its channel is linear, which gives closed forms to test
+against (the ``V`` equation is the Marchenko-Pastur resolvent of ridge regression).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from numba import njit
+
+from replica.channel import (
+    LOSS_LOGISTIC,
+    LOSS_SQUARE,
+    teacher_channel_averages,
+    teacher_node_fields,
+    teacher_training_observables,
+)
+from replica.errors import bayes_optimal_error, generalisation_error
+from replica.params import (
+    GaussianMixture,
+    ParameterError,
+    check_nonnegative,
+    check_positive,
+    check_smoothing,
+)
+from replica.prior import ridge_teacher_prior
+from saddle.fixed_point import ConvergenceWarning, FixedPointResult, solve_fixed_point
+from saddle.quadrature import gauss_hermite
+
+LOSSES = {"logistic": LOSS_LOGISTIC, "square": LOSS_SQUARE}
+DEFAULT_NODES = 96
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """Parameters of the teacher problem.
+
+    Parameters
+    ----------
+    alpha : float
+        Sample ratio ``M / N > 0``.
+    rho, delta : float
+        Mixture balance in (0, 1) and noise variance > 0.
+    lam : float
+        Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + lam/2 |w|^2).
+    smoothing : float
+        Label smoothing ``eps`` in [0, 1/2): targets ``p = y (1 - eps) + (1 - y) eps``.
+    loss : {"logistic", "square"}
+        Cross-entropy (the paper's teacher) or square loss ``(h - s)^2 / 2``.
+    """
+
+    alpha: float
+    rho: float = 0.2
+    delta: float = 1.0
+    lam: float = 0.1
+    smoothing: float = 0.0
+    loss: str = "logistic"
+
+    def __post_init__(self) -> None:
+        mixture = GaussianMixture(self.rho, self.delta)  # validates rho and delta
+        object.__setattr__(self, "alpha", check_positive("alpha", self.alpha))
+        object.__setattr__(self, "rho", mixture.rho)
+        object.__setattr__(self, "delta", mixture.delta)
+        object.__setattr__(self, "lam", check_nonnegative("lam", self.lam))
+        object.__setattr__(self, "smoothing", check_smoothing("smoothing", self.smoothing))
+        if self.loss not in LOSSES:
+            raise ParameterError(f"loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        return GaussianMixture(self.rho, self.delta)
+
+    @property
+    def targets(self) -> tuple[float, float]:
+        """Soft targets ``(p for y = 1, p for y = 0)``."""
+        return 1.0 - self.smoothing, self.smoothing
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@njit(cache=True)
+def teacher_conjugates(esf, ef2, ea, alpha, delta):
+    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = alpha delta E[a/(1+aV)]``."""
+    return alpha * esf, alpha * delta * ef2, alpha * delta * ea
+
+
+@njit(cache=True)
+def bias_newton_step(b, ef, ea):
+    """Newton step on the bias stationarity ``E[f] = 0`` using ``dE[f]/db = -E[a/(1+aV)]``."""
+    if ea <= 0.0:
+        return np.nan
+    return b + ef / ea
+
+
+@njit(cache=True)
+def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz):
+    """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``."""
+    if not (q > 0.0 and V > 0.0):
+        return np.nan, np.nan, np.nan, np.nan
+    esf, ef2, ea, ef = teacher_channel_averages(
+        m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz
+    )
+    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, ea, alpha, delta)
+    m_new, q_new, V_new = ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta)
+    return m_new, q_new, V_new, bias_newton_step(b, ef, ea)
+
+
+@dataclass(frozen=True)
+class TeacherSolution:
+    """Replica prediction for the teacher at its fixed point.
+
+    Attributes
+    ----------
+    params : TeacherParams
+    eps_g : float
+        Test error, paper Eq. 12.
+    m, q, V, b : float
+        Overlaps ``w.v/N``, ``|w|^2/N``, susceptibility (times delta), bias.
+    mhat, Qhat, Vhat : float
+        Conjugate parameters.
+    train_loss, train_error : float
+        Mean training loss per sample (no penalty) and training error.
+    eps_bo : float
+        Bayes-optimal error at the same ``(alpha, rho, delta)``.
+    report : FixedPointResult
+        Convergence report of the iteration.
+    """
+
+    params: TeacherParams
+    eps_g: float
+    m: float
+    q: float
+    V: float
+    b: float
+    mhat: float
+    Qhat: float
+    Vhat: float
+    train_loss: float
+    train_error: float
+    eps_bo: float
+    report: FixedPointResult = field(repr=False)
+
+    @property
+    def converged(self) -> bool:
+        return self.report.converged
+
+    @property
+    def iterations(self) -> int:
+        return self.report.nit
+
+    @property
+    def residual(self) -> float:
+        return self.report.residual
+
+    @property
+    def state(self) -> np.ndarray:
+        """``(m, q, V, b)``: pass as ``initial=`` to warm-start a nearby solve."""
+        return np.array([self.m, self.q, self.V, self.b])
+
+    def node_fields(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Trained preactivation, response and curvature on training samples at nodes ``z``."""
+        shape = (2, z.size)
+        h, f, a = np.empty(shape), np.empty(shape), np.empty(shape)
+        p_pos, p_neg = self.params.targets
+        teacher_node_fields(
+            self.m, self.q, self.V, self.b, self.params.rho, self.params.delta,
+            LOSSES[self.params.loss], p_pos, p_neg, z, h, f, a,
+        )  # fmt: skip
+        return h, f, a
+
+    def to_dict(self) -> dict:
+        out = {
+            k: getattr(self, k)
+            for k in ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "eps_bo")
+        }
+        out.update(mhat=self.mhat, Qhat=self.Qhat, Vhat=self.Vhat)
+        out.update(converged=self.converged, iterations=self.iterations, residual=self.residual)
+        return out
+
+
+def default_teacher_start(params: TeacherParams) -> np.ndarray:
+    """A starting point that converges across the parameter space: ``(m, q, V, b)``."""
+    return np.array([0.5, 1.0, 1.0, 0.0])
+
+
+def solve_teacher(
+    alpha: float,
+    rho: float = 0.2,
+    delta: float = 1.0,
+    lam: float = 0.1,
+    smoothing: float = 0.0,
+    *,
+    loss: str = "logistic",
+    initial: np.ndarray | None = None,
+    n_nodes: int = DEFAULT_NODES,
+    tol: float = 1e-10,
+    damping: float = 0.6,
+    max_iter: int = 5000,
+    warn: bool = True,
+) -> TeacherSolution:
+    """Solve the teacher's replica saddle point.
+
+    Parameters
+    ----------
+    alpha, rho, delta, lam, smoothing, loss
+        See :class:`TeacherParams`.
+    initial : array_like, optional
+        Starting ``(m, q, V, b)``, e.g. ``previous.state`` along a sweep.
+    n_nodes : int
+        Gauss-Hermite nodes per Gaussian average.
+    tol, damping, max_iter
+        Passed to :func:`saddle.fixed_point.solve_fixed_point`.
+    warn : bool
+        Emit a :class:`ConvergenceWarning` if the iteration did not converge.
+
+    Returns
+    -------
+    TeacherSolution
+    """
+    params = TeacherParams(alpha, rho, delta, lam, smoothing, loss)
+    quad = gauss_hermite(n_nodes)
+    z, wz = quad.nodes, quad.weights
+    p_pos, p_neg = params.targets
+    loss_kind = LOSSES[loss]
+    if initial is None:
+        initial = default_teacher_start(params)
+
+    def update(x: np.ndarray) -> np.ndarray:
+        return np.array(
+            teacher_map(
+                x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, params.lam,
+                loss_kind, p_pos, p_neg, z, wz,
+            )  # fmt: skip
+        )
+
+    report = solve_fixed_point(update, initial, damping=damping, tol=tol, max_iter=max_iter)
+    m, q, V, b = report.x
+    esf, ef2, ea, _ = teacher_channel_averages(
+        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz
+    )
+    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, ea, params.alpha, params.delta)
+    train_loss, train_error = teacher_training_observables(
+        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz
+    )
+    if warn and not report.converged:
+        warnings.warn(
+            f"teacher fixed point did not converge at {params.to_dict()}: {report.message}",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return TeacherSolution(
+        params=params,
+        eps_g=float(generalisation_error(m, q, b, params.rho, params.delta)),
+        m=float(m), q=float(q), V=float(V), b=float(b),
+        mhat=float(mhat), Qhat=float(Qhat), Vhat=float(Vhat),
+        train_loss=float(train_loss), train_error=float(train_error),
+        eps_bo=bayes_optimal_error(params.alpha, params.mixture),
+        report=report,
+    )  # fmt: skip

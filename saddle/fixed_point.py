@@ -1,0 +1,251 @@
+"""Damped, Anderson-accelerated fixed-point iteration with a convergence report.
+
+Solves ``x = F(x)`` for a map ``F`` handed in by the caller (the replica saddle-point
+equations, or anything else: this module knows nothing about the physics).
+
+Each iteration takes the damped Picard step ``x + beta (F(x) - x)``, accelerated by Anderson
+mixing over the last few residuals (Walker & Ni 2011, "type II"). Safeguards:
+
+- an accelerated point where ``F`` is not finite (the map returns NaN outside its domain, e.g.
+  a negative variance), or whose residual exceeds ``growth`` times the best one, is rejected:
+  the history is cleared and the plain damped step is taken instead (a convex combination of
+  points of the domain, so it stays inside a convex domain);
+- if the plain damped step fails too, the iteration returns to the best point seen so far
+  and halves the damping.
+
+The report follows ``scipy.optimize.OptimizeResult`` conventions (``success``/``converged``,
+``status``, ``message``, ``nit``) and is a frozen dataclass with ``to_dict()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+CONVERGED, MAX_ITER, NOT_FINITE = 0, 1, 2
+_MESSAGES = {
+    CONVERGED: "converged: residual below tolerance",
+    MAX_ITER: "not converged: maximum number of iterations reached",
+    NOT_FINITE: "not converged: the map is not finite at the starting point",
+}
+
+
+class FixedPointError(RuntimeError):
+    """Raised by :meth:`FixedPointResult.raise_if_failed` when the iteration failed."""
+
+
+@dataclass(frozen=True)
+class FixedPointResult:
+    """Outcome of :func:`solve_fixed_point`.
+
+    Attributes
+    ----------
+    x : ndarray
+        Last iterate (the fixed point when ``converged``).
+    converged : bool
+        Whether the residual fell below the tolerance.
+    status : int
+        0 converged, 1 iteration budget exhausted, 2 map not finite at the start.
+    message : str
+        Human-readable status.
+    nit : int
+        Number of map evaluations.
+    residual : float
+        ``max_i |F(x)_i - x_i| / max(1, |x_i|)`` at the returned point.
+    residual_history : tuple of float
+        Residual after each evaluation.
+    """
+
+    x: np.ndarray
+    converged: bool
+    status: int
+    message: str
+    nit: int
+    residual: float
+    residual_history: tuple = field(repr=False)
+
+    @property
+    def success(self) -> bool:
+        """Alias of ``converged`` (``scipy.optimize`` convention)."""
+        return self.converged
+
+    def to_dict(self) -> dict:
+        return {
+            "converged": self.converged,
+            "status": self.status,
+            "message": self.message,
+            "nit": self.nit,
+            "residual": self.residual,
+        }
+
+    def raise_if_failed(self) -> FixedPointResult:
+        if not self.converged:
+            raise FixedPointError(f"{self.message} (residual {self.residual:.3g} after {self.nit})")
+        return self
+
+
+@njit(cache=True)
+def relative_residual(x: np.ndarray, fx: np.ndarray) -> float:
+    """``max_i |fx_i - x_i| / max(1, |x_i|)``; ``inf`` if anything is not finite."""
+    worst = 0.0
+    for i in range(x.size):
+        r = abs(fx[i] - x[i]) / max(1.0, abs(x[i]))
+        if not r <= worst:  # also catches NaN
+            if not np.isfinite(r):
+                return np.inf
+            worst = r
+    return worst
+
+
+@njit(cache=True)
+def anderson_point(x, g, dX, dG, n_cols, beta, out):
+    """Anderson-mixed point ``x + beta g - (dX + beta dG) gamma`` with
+    ``gamma = argmin |g - dG gamma|`` over the first ``n_cols`` columns.
+
+    The small least-squares problem is solved through its (Tikhonov-stabilised) normal
+    equations by Cholesky; nothing is allocated besides ``n_cols``-sized scratch.
+    """
+    k = n_cols
+    A = np.empty((k, k))
+    r = np.empty(k)
+    scale = 0.0
+    for i in range(k):
+        for j in range(i + 1):
+            acc = 0.0
+            for n in range(x.size):
+                acc += dG[n, i] * dG[n, j]
+            A[i, j] = acc
+            A[j, i] = acc
+        scale += A[i, i]
+        acc = 0.0
+        for n in range(x.size):
+            acc += dG[n, i] * g[n]
+        r[i] = acc
+    reg = 1e-12 * scale / k + 1e-300
+    for i in range(k):
+        A[i, i] += reg
+    # Cholesky factorisation A = L L^T in place (lower triangle), then two triangular solves.
+    for j in range(k):
+        d = A[j, j]
+        for m in range(j):
+            d -= A[j, m] * A[j, m]
+        if d <= 0.0:
+            d = reg
+        A[j, j] = np.sqrt(d)
+        for i in range(j + 1, k):
+            acc = A[i, j]
+            for m in range(j):
+                acc -= A[i, m] * A[j, m]
+            A[i, j] = acc / A[j, j]
+    for i in range(k):
+        acc = r[i]
+        for m in range(i):
+            acc -= A[i, m] * r[m]
+        r[i] = acc / A[i, i]
+    for i in range(k - 1, -1, -1):
+        acc = r[i]
+        for m in range(i + 1, k):
+            acc -= A[m, i] * r[m]
+        r[i] = acc / A[i, i]
+    for n in range(x.size):
+        acc = x[n] + beta * g[n]
+        for i in range(k):
+            acc -= (dX[n, i] + beta * dG[n, i]) * r[i]
+        out[n] = acc
+
+
+def solve_fixed_point(
+    update: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    *,
+    damping: float = 0.6,
+    tol: float = 1e-10,
+    max_iter: int = 5000,
+    anderson_depth: int = 5,
+    growth: float = 1e3,
+) -> FixedPointResult:
+    """Solve ``x = update(x)`` by damped Anderson-accelerated iteration.
+
+    Parameters
+    ----------
+    update : callable
+        The map ``F``; returns a new array (NaN entries signal a point outside its domain).
+    x0 : array_like
+        Starting point (where ``F`` must be finite).
+    damping : float
+        Mixing ``beta`` in ``(0, 1]`` of the Picard step.
+    tol : float
+        Convergence threshold on :func:`relative_residual`.
+    max_iter : int
+        Budget of map evaluations.
+    anderson_depth : int
+        Number of past residuals mixed (0: plain damped iteration).
+    growth : float
+        Restart when the residual exceeds ``growth`` times the best one.
+    """
+    x = np.array(x0, dtype=float)
+    fx = update(x)
+    residual = relative_residual(x, fx)
+    history = [residual]
+    if not np.isfinite(residual):
+        message = _MESSAGES[NOT_FINITE]
+        return FixedPointResult(x, False, NOT_FINITE, message, 1, residual, (residual,))
+    best_x, best_fx, best_res = x, fx, residual
+    beta = damping
+    size = x.size
+    depth = max(int(anderson_depth), 0)
+    dX = np.zeros((size, max(depth, 1)))  # ring buffers of the last `depth` differences
+    dG = np.zeros((size, max(depth, 1)))
+    n_cols = 0
+    slot = 0
+    g = fx - x
+    nit = 1
+    while residual > tol and nit < max_iter:
+        accelerated = n_cols > 0
+        x_new = np.empty(size)
+        if accelerated:
+            anderson_point(x, g, dX, dG, n_cols, beta, x_new)
+        else:
+            x_new[:] = x + beta * g
+        fx_new = update(x_new)
+        nit += 1
+        res_new = relative_residual(x_new, fx_new)
+        history.append(res_new)
+        if not np.isfinite(res_new) or res_new > growth * best_res:
+            n_cols = 0
+            if not accelerated:
+                # Even the damped step failed: go back to the best point, damp more.
+                beta = max(0.5 * beta, 1e-3)
+                x, fx, residual = best_x, best_fx, best_res
+                g = fx - x
+            # else: the extrapolation left the domain (or blew up): forget the history and
+            # take the plain damped step next, a convex combination of points of the domain.
+            continue
+        g_new = fx_new - x_new
+        if depth > 0:
+            dX[:, slot] = x_new - x
+            dG[:, slot] = g_new - g
+            slot = (slot + 1) % depth
+            n_cols = min(n_cols + 1, depth)
+        x, fx, g, residual = x_new, fx_new, g_new, res_new
+        if residual < best_res:
+            best_x, best_fx, best_res = x, fx, residual
+    status = CONVERGED if residual <= tol else MAX_ITER
+    if status != CONVERGED:
+        x, residual = best_x, best_res
+    return FixedPointResult(
+        x=x,
+        converged=status == CONVERGED,
+        status=status,
+        message=_MESSAGES[status],
+        nit=nit,
+        residual=residual,
+        residual_history=tuple(history),
+    )
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """Emitted when a fixed point is returned without having converged."""
