@@ -349,7 +349,20 @@ def solve_student(
 
     if initial is None:
         initial = default_student_start(params, tsol)
-    report = solve_fixed_point(update, initial, damping=damping, tol=tol, max_iter=max_iter)
+    q_t = tsol.q
+
+    def to_internal(x: np.ndarray) -> np.ndarray:
+        # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
+
+    def from_internal(y: np.ndarray) -> np.ndarray:
+        return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
+
+    report = solve_fixed_point(
+        update, initial, damping=damping, tol=tol, max_iter=max_iter,
+        to_internal=to_internal, from_internal=from_internal,
+    )  # fmt: skip
     m, q, S, V, V_S, b = (float(v) for v in report.x)
     esf, ef2, ea, eff, ex, _ = student_channel_averages(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,

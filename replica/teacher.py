@@ -190,6 +190,16 @@ class TeacherSolution:
         return out
 
 
+def teacher_to_internal(x: np.ndarray) -> np.ndarray:
+    """Unconstrained coordinates ``(m, log q, log V, b)`` for the iteration."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.array([x[0], np.log(x[1]), np.log(x[2]), x[3]])
+
+
+def teacher_from_internal(y: np.ndarray) -> np.ndarray:
+    return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
+
+
 def default_teacher_start(params: TeacherParams) -> np.ndarray:
     """A starting point that converges across the parameter space: ``(m, q, V, b)``."""
     return np.array([0.5, 1.0, 1.0, 0.0])
@@ -245,7 +255,10 @@ def solve_teacher(
             )  # fmt: skip
         )
 
-    report = solve_fixed_point(update, initial, damping=damping, tol=tol, max_iter=max_iter)
+    report = solve_fixed_point(
+        update, initial, damping=damping, tol=tol, max_iter=max_iter,
+        to_internal=teacher_to_internal, from_internal=teacher_from_internal,
+    )  # fmt: skip
     m, q, V, b = report.x
     esf, ef2, ea, _ = teacher_channel_averages(
         m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz

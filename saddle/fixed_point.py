@@ -166,6 +166,8 @@ def solve_fixed_point(
     max_iter: int = 5000,
     anderson_depth: int = 5,
     growth: float = 1e3,
+    to_internal: Callable[[np.ndarray], np.ndarray] | None = None,
+    from_internal: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> FixedPointResult:
     """Solve ``x = update(x)`` by damped Anderson-accelerated iteration.
 
@@ -185,7 +187,15 @@ def solve_fixed_point(
         Number of past residuals mixed (0: plain damped iteration).
     growth : float
         Restart when the residual exceeds ``growth`` times the best one.
+    to_internal, from_internal : callable, optional
+        A bijection ``y = to_internal(x)`` onto unconstrained coordinates (e.g. ``log`` of a
+        variance) in which the iteration and the Anderson mixing run; the fixed point is the
+        same, but extrapolations can no longer leave the domain. Residuals are measured on
+        ``x``.
     """
+    identity = lambda v: v  # noqa: E731
+    to_internal = to_internal or identity
+    from_internal = from_internal or identity
     x = np.array(x0, dtype=float)
     fx = update(x)
     residual = relative_residual(x, fx)
@@ -193,49 +203,51 @@ def solve_fixed_point(
     if not np.isfinite(residual):
         message = _MESSAGES[NOT_FINITE]
         return FixedPointResult(x, False, NOT_FINITE, message, 1, residual, (residual,))
-    best_x, best_fx, best_res = x, fx, residual
+    y = to_internal(x)
+    g = to_internal(fx) - y
+    best = (y, g, residual)
     beta = damping
-    size = x.size
+    size = y.size
     depth = max(int(anderson_depth), 0)
-    dX = np.zeros((size, max(depth, 1)))  # ring buffers of the last `depth` differences
+    dY = np.zeros((size, max(depth, 1)))  # ring buffers of the last `depth` differences
     dG = np.zeros((size, max(depth, 1)))
     n_cols = 0
     slot = 0
-    g = fx - x
     nit = 1
     while residual > tol and nit < max_iter:
         accelerated = n_cols > 0
-        x_new = np.empty(size)
+        y_new = np.empty(size)
         if accelerated:
-            anderson_point(x, g, dX, dG, n_cols, beta, x_new)
+            anderson_point(y, g, dY, dG, n_cols, beta, y_new)
         else:
-            x_new[:] = x + beta * g
+            y_new[:] = y + beta * g
+        x_new = from_internal(y_new)
         fx_new = update(x_new)
         nit += 1
         res_new = relative_residual(x_new, fx_new)
         history.append(res_new)
-        if not np.isfinite(res_new) or res_new > growth * best_res:
+        g_new = to_internal(fx_new) - y_new if np.isfinite(res_new) else None
+        if g_new is None or not np.all(np.isfinite(g_new)) or res_new > growth * best[2]:
             n_cols = 0
             if not accelerated:
                 # Even the damped step failed: go back to the best point, damp more.
                 beta = max(0.5 * beta, 1e-3)
-                x, fx, residual = best_x, best_fx, best_res
-                g = fx - x
+                y, g, residual = best
             # else: the extrapolation left the domain (or blew up): forget the history and
             # take the plain damped step next, a convex combination of points of the domain.
             continue
-        g_new = fx_new - x_new
         if depth > 0:
-            dX[:, slot] = x_new - x
+            dY[:, slot] = y_new - y
             dG[:, slot] = g_new - g
             slot = (slot + 1) % depth
             n_cols = min(n_cols + 1, depth)
-        x, fx, g, residual = x_new, fx_new, g_new, res_new
-        if residual < best_res:
-            best_x, best_fx, best_res = x, fx, residual
+        y, g, residual = y_new, g_new, res_new
+        if residual < best[2]:
+            best = (y, g, residual)
+    x = from_internal(y)
     status = CONVERGED if residual <= tol else MAX_ITER
     if status != CONVERGED:
-        x, residual = best_x, best_res
+        x, residual = from_internal(best[0]), best[2]
     return FixedPointResult(
         x=x,
         converged=status == CONVERGED,

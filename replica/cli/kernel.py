@@ -85,8 +85,8 @@ def register(commands, curve, simulate) -> None:  # noqa: ARG001 - curve/simulat
                    help="noisy teacher: label smoothing in [0, 0.5) (0)")
     p.add_argument("--tolerance", type=number("--tolerance", check_positive), default=1e-2,
                    help="RMS distance to u* defining 'converged' (0.01)")
-    p.add_argument("--record-points", type=integer("--record-points", 2), default=200,
-                   help="approximate number of recorded steps (200)")
+    p.add_argument("--record-points", type=integer("--record-points", 2), default=100,
+                   help="approximate number of recorded steps (100)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_quiet(p)
