@@ -11,8 +11,8 @@ teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). Two tea
 
 - ``"ridge"``: the ridge logistic teacher of :mod:`replica.teacher`, solved first;
 - ``"bayes"``: the Bayes-optimal proxy teacher of paper Eq. 23-24 (App. A.3),
-  ``w~ = v + sqrt(delta/alpha) g``, not trained on the samples: ``m~ = 1``, ``q~ = 1 + delta/alpha``,
-  ``V~ = 0`` and no self-fit response (``f~ = 0``).
+  ``w~ = v + sqrt(delta/alpha) g``, not trained on the samples: ``m~ = 1``,
+  ``q~ = 1 + delta/alpha``, ``V~ = 0`` and no self-fit response (``f~ = 0``).
 
 The fixed point is that of
 
@@ -357,7 +357,8 @@ def solve_student(
             return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
 
     def from_internal(y: np.ndarray) -> np.ndarray:
-        return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
+        with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
+            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
 
     report = solve_fixed_point(
         update, initial, damping=damping, tol=tol, max_iter=max_iter,

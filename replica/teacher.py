@@ -197,7 +197,8 @@ def teacher_to_internal(x: np.ndarray) -> np.ndarray:
 
 
 def teacher_from_internal(y: np.ndarray) -> np.ndarray:
-    return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
+    with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
+        return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
 
 
 def default_teacher_start(params: TeacherParams) -> np.ndarray:

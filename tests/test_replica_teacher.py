@@ -59,7 +59,7 @@ def test_teacher_error_never_beats_bayes_optimal():
 def test_balanced_teacher_approaches_bayes_optimal_as_lambda_grows():
     gaps = [solve_teacher(3.0, rho=0.5, lam=lam) for lam in (0.1, 1.0, 10.0, 100.0)]
     gaps = [s.eps_g - s.eps_bo for s in gaps]
-    assert all(a > b for a, b in zip(gaps, gaps[1:]))
+    assert all(a > b for a, b in zip(gaps, gaps[1:], strict=False))
     assert gaps[-1] < 1e-5
 
 
@@ -80,7 +80,8 @@ def test_square_loss_reproduces_ridge_regression_closed_form():
     # and with k = 4 alpha rho (1 - rho) / ((1 + V) D), D = lam + alpha delta / (1 + V):
     # m = k / (1 + k), b = (2 rho - 1)(1 - m),
     # q (1 - alpha delta^2 / ((1+V)^2 D^2)) = m^2 + 4 alpha delta rho (1-rho)(1-m)^2/((1+V)^2 D^2).
-    for alpha, rho, delta, lam in [(3.0, 0.2, 1.0, 0.1), (0.7, 0.35, 0.5, 0.3), (5.0, 0.5, 2.0, 1.0)]:
+    points = [(3.0, 0.2, 1.0, 0.1), (0.7, 0.35, 0.5, 0.3), (5.0, 0.5, 2.0, 1.0)]
+    for alpha, rho, delta, lam in points:
         sol = solve_teacher(alpha, rho, delta, lam, loss="square")
         B = lam + (alpha - 1.0) * delta
         V = (-B + math.sqrt(B * B + 4.0 * lam * delta)) / (2.0 * lam)
