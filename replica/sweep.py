@@ -45,14 +45,19 @@ class Curve:
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the columns as CSV (header row = observable names)."""
-        path = Path(path)
-        names = list(self.columns)
-        with path.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(names)
-            for row in zip(*(self.columns[n] for n in names)):
-                writer.writerow([_csv_value(v) for v in row])
-        return path
+        return write_columns_csv(self.columns, path)
+
+
+def write_columns_csv(columns: dict, path: str | Path) -> Path:
+    """Write ``{name: list}`` columns as a CSV file with a header row."""
+    path = Path(path)
+    names = list(columns)
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(names)
+        for row in zip(*(columns[n] for n in names), strict=True):
+            writer.writerow([_csv_value(v) for v in row])
+    return path
 
 
 def _csv_value(value):
@@ -95,7 +100,7 @@ def teacher_curve(
         return solve_teacher(**args, initial=initial, warn=False, **options)
 
     results = continuation(solve, values, wrap=wrap)
-    rows = [{vary: v, **r.to_dict()} for v, r in zip(values, results)]
+    rows = [{vary: v, **r.to_dict()} for v, r in zip(values, results, strict=True)]
     return Curve("teacher", vary, base, _columns(rows))
 
 
@@ -158,7 +163,7 @@ def student_curve(
 
     results = continuation(solve, values, wrap=wrap)
     rows = []
-    for value, wrapped in zip(values, results):
+    for value, wrapped in zip(values, results, strict=True):
         sol = wrapped.solution
         row = {vary: value, **sol.student_dict()}
         row.update({f"teacher_{k}": v for k, v in sol.teacher.to_dict().items() if k != "eps_bo"})

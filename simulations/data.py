@@ -34,18 +34,33 @@ class MixtureSample:
 
 
 def draw_cluster_direction(
-    n_features: int, rng: np.random.Generator, *, normalise: bool = True
+    n_features: int,
+    rng: np.random.Generator,
+    *,
+    normalise: bool = True,
+    support: int | None = None,
 ) -> np.ndarray:
     """Draw ``v ~ N(0, I_N)``; with ``normalise`` rescale it to ``|v|^2 = N`` exactly.
 
     Normalising removes the O(1/sqrt(N)) fluctuation of ``|v|^2 / N`` that otherwise shifts
-    ``m`` coherently across a sweep sharing seeds (SPEC §4, simulation practice); the
-    N -> inf limit is unchanged.
+    ``m`` coherently across a sweep sharing seeds (SPEC §4, simulation practice). With
+    ``support = k`` (a student trained on the first ``k`` coordinates) the two blocks are
+    normalised separately, ``|v[:k]|^2 = k`` and ``|v[k:]|^2 = N - k`` (so still
+    ``|v|^2 = N``): the student's own signal ``|v[:k]|^2 / N`` otherwise fluctuates by
+    ``sqrt(2/k)`` relative, ~4% at k = 1000, shared by every point simulated with that seed.
+    The N -> inf limit is unchanged either way.
     """
     n_features = check_count("n_features", n_features)
     v = rng.standard_normal(n_features)
     if normalise:
-        v *= np.sqrt(n_features) / np.linalg.norm(v)
+        blocks = [slice(0, n_features)]
+        if support is not None:
+            support = check_count("support", support)
+            if support < n_features:
+                blocks = [slice(0, support), slice(support, n_features)]
+        for block in blocks:
+            size = block.stop - block.start
+            v[block] *= np.sqrt(size) / np.linalg.norm(v[block])
     return v
 
 

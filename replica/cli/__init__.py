@@ -17,7 +17,12 @@ import sys
 from replica.cli.common import CliError, OneLineParser
 from replica.params import ParameterError
 
-COMMAND_MODULES = ("replica.cli.teacher", "replica.cli.student", "replica.cli.kernel")
+COMMAND_MODULES = (
+    "replica.cli.teacher",
+    "replica.cli.student",
+    "replica.cli.demo",
+    "replica.cli.kernel",
+)
 
 
 def build_parser() -> OneLineParser:
