@@ -94,6 +94,8 @@ def teacher_curve(
     values = [float(v) for v in values]
     base = {k: v for k, v in fixed.items() if k in TeacherParams.__dataclass_fields__}
     options = {k: v for k, v in fixed.items() if k not in base}
+    for value in values:  # fail fast, before a long sweep starts
+        TeacherParams(**{**base, vary: value})
 
     def solve(value: float, initial) -> TeacherSolution:
         args = {**base, vary: value}
@@ -136,6 +138,8 @@ def student_curve(
     values = [float(v) for v in values]
     base = {k: v for k, v in fixed.items() if k in StudentParams.__dataclass_fields__}
     options = {k: v for k, v in fixed.items() if k not in base}
+    for value in values:  # fail fast, before a long sweep starts
+        StudentParams(**{**base, vary: value})
     teacher_fixed = vary not in TEACHER_SIDE and base.get("teacher", "ridge") == "ridge"
     shared_teacher = None
     if teacher_fixed:
