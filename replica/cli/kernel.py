@@ -125,7 +125,7 @@ def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
                              for k, v in zip(names, row, strict=True)])
 
 
-def _plots(out: Path, tr: dict[str, np.ndarray], title: str) -> list[str]:
+def _plots(out: Path, tr: dict[str, np.ndarray], title: str, summary: dict) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -153,9 +153,15 @@ def _plots(out: Path, tr: dict[str, np.ndarray], title: str) -> list[str]:
                 ax.plot(kk, tr[key], "o", ms=3, mfc="none", label=label)
             else:
                 ax.plot(kk, tr[key], style, lw=1.8, label=label)
+        if fname == "kernel_distance.png":
+            ax.axhline(summary["capacity"], color="gray", ls=":", lw=1.2,
+                       label="capacity sqrt((u*-u0)ᵀH⁻¹(u*-u0))")
+        if fname == "kernel_test_error.png" and summary.get("teacher_test_error") is not None:
+            ax.axhline(summary["teacher_test_error"], color="gray", ls=":", lw=1.2,
+                       label="teacher")
         ax.set_xscale("log")
         ax.set_yscale(yscale)
-        ax.set_xlabel("GD step k")
+        ax.set_xlabel("GD step k (k = 0 drawn at 0.5)")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=8)
@@ -176,12 +182,14 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"--out cannot create directory {str(out)!r}: {exc.strerror}") from None
-    bar = progress(total=config.steps, desc="GD", quiet=args.quiet)
-    last = [0]
+    state = {"bar": None, "last": 0}
 
     def tick(k: int) -> None:
-        bar.update(k - last[0])
-        last[0] = k
+        # created lazily: nothing is printed before the input has been validated
+        if state["bar"] is None:
+            state["bar"] = progress(total=config.steps, desc="GD", quiet=args.quiet)
+        state["bar"].update(k - state["last"])
+        state["last"] = k
 
     try:
         experiment = run_kernel_experiment(config, callback=tick)
@@ -190,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CliError(f"--teacher {config.teacher} is unavailable: {exc}") from None
     finally:
-        bar.close()
+        if state["bar"] is not None:
+            state["bar"].close()
     tr = experiment.trajectories()
     _write_csv(out / "trajectories.csv", tr)
     np.savez_compressed(
@@ -206,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_plots:
         title = (f"n={config.n} d={config.d} width={config.width} λ={config.lam:g} "
                  f"teacher={config.teacher} init={config.init}")
-        files += _plots(out, tr, title)
+        files += _plots(out, tr, title, summary)
     summary["files"] = files
     (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     print_json(summary)

@@ -1,0 +1,765 @@
+"""Finite-size Monte-Carlo of the teacher and the distilled student, with error bars over seeds.
+
+Each seed draws a cluster direction ``v`` (``|v|^2 = N``) and ``M = round(alpha N)`` training
+samples with exactly ``round(rho M)`` positives (SPEC §1 and simulation practice), solves the
+convex problems exactly (:mod:`simulations.estimators`) and measures the observables of SPEC §3.
+Order parameters are divided by the FULL N, also for the student.
+
+Randomness
+----------
+Seed ``k`` (``0 <= k < seeds``) of base seed ``s`` draws everything from the entropy
+``[s, k]``, in independent streams ``np.random.SeedSequence([s, k], spawn_key=(i, *key))``:
+
+* ``i = 0``: the cluster direction ``v`` (``key = ()``, shared by all values of a sweep),
+  normalised by :func:`simulations.data.draw_cluster_direction` to ``|v|^2 = N``; for the
+  student run with ``support = k = round(eta N)``, i.e. ``|v[:k]|^2 = k`` and
+  ``|v[k:]|^2 = N - k`` (the student's own signal does not fluctuate from seed to seed);
+* ``i = 1``: the training set, ``key = (N, M, bits(rho), bits(delta))`` with ``bits`` the
+  IEEE-754 bit pattern of the float as an integer;
+* ``i = 2``: the test set, ``key = (N, n_test, bits(rho), bits(delta))``;
+* ``i = 3``: the noise ``g`` of the Bayes-optimal proxy teacher (``key = ()``).
+
+Consequences:
+
+* a run is reproducible, and the numbers of seed ``k`` do not depend on ``seeds`` (so
+  ``seeds=3`` gives the first three seeds of ``seeds=5``);
+* in a sweep (:func:`simulate_teacher_curve`, :func:`simulate_student_curve`) the point at value
+  ``x`` uses exactly the data of the single-point run at ``x``; it agrees with it up to the
+  solver tolerance (only the starting point of the solver differs);
+* along a sweep of a parameter that leaves ``(N, alpha, rho, delta)`` unchanged (``lam``,
+  ``chi``, ``temperature``, ``eta``, ...) every value sees the same training and test sets
+  (common random numbers: smooth curves, correlated errors);
+* along an ``alpha`` sweep the training samples are fresh (independent) for each value, while
+  ``v``, the test set and ``g`` are shared.
+
+Warm starts: within a seed a sweep walks the values in the given order and starts every fit
+from the solution at the previous value, unless the cold start ``w = 0, b = 0`` has the lower
+objective (measured: with fresh samples at small ridge the previous weights are a worse start
+than zero; on the same samples they save ~30-40% of the work).  A teacher whose data and
+parameters did not change is reused, not refitted.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from replica.errors import generalisation_error
+from replica.params import (
+    ParameterError,
+    check_count,
+    check_nonnegative,
+    check_open_unit,
+    check_positive,
+    check_smoothing,
+    check_unit_interval,
+)
+from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
+from simulations.estimators import (
+    LinearFit,
+    LossTerm,
+    bayes_optimal_teacher,
+    fit_kd_student,
+    fit_ridge_logistic,
+    kd_loss_terms,
+    mean_loss,
+    sigmoid,
+    smooth_labels,
+)
+
+__all__ = [
+    "SimulationCurve",
+    "SimulationResult",
+    "simulate_student",
+    "simulate_student_curve",
+    "simulate_teacher",
+    "simulate_teacher_curve",
+]
+
+TEACHER_KINDS = ("ridge", "bayes")
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+# ----------------------------------------------------------------------------------------------
+
+
+def _aggregate(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
+    """Means and standard errors ``std(ddof=1) / sqrt(seeds)`` (nan for a single seed)."""
+    mean, sem = {}, {}
+    for name in per_seed[0]:
+        values = np.array([row[name] for row in per_seed], dtype=float)
+        mean[name] = float(values.mean())
+        if values.size > 1:
+            sem[name] = float(values.std(ddof=1) / math.sqrt(values.size))
+        else:
+            sem[name] = math.nan
+    return mean, sem
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Observables at one parameter point, averaged over seeds.
+
+    Attributes
+    ----------
+    model : str
+        ``"teacher"`` or ``"student"``.
+    params : dict
+        The model parameters (validated values).
+    n : int
+        Dimension N.
+    seeds : int
+        Number of independent seeds.
+    seed : int
+        Base seed (seed ``k`` uses ``SeedSequence([seed, k])``).
+    n_test : int
+        Size of the test set used for ``eps_g_test`` (0: not measured, nan).
+    mean, sem : dict
+        Observable name -> mean over seeds, and its standard error
+        ``std(ddof=1) / sqrt(seeds)`` (nan if ``seeds == 1``).
+    per_seed : list of dict
+        The observables of every seed, in seed order.
+    """
+
+    model: str
+    params: dict[str, Any]
+    n: int
+    seeds: int
+    seed: int
+    n_test: int
+    mean: dict[str, float]
+    sem: dict[str, float]
+    per_seed: list[dict[str, float]] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain (JSON-serialisable) dictionary of the result."""
+        return {
+            "model": self.model,
+            "params": dict(self.params),
+            "n": self.n,
+            "seeds": self.seeds,
+            "seed": self.seed,
+            "n_test": self.n_test,
+            "mean": dict(self.mean),
+            "sem": dict(self.sem),
+            "per_seed": [dict(row) for row in self.per_seed],
+        }
+
+
+@dataclass(frozen=True)
+class SimulationCurve:
+    """A sweep of one parameter: a :class:`SimulationResult` per value (iterable like a list).
+
+    Attributes
+    ----------
+    model : str
+        ``"teacher"`` or ``"student"``.
+    vary : str
+        The swept parameter.
+    values : list
+        Its values, in the order they were walked.
+    points : list of SimulationResult
+        One result per value.
+    """
+
+    model: str
+    vary: str
+    values: list
+    points: list[SimulationResult] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def __iter__(self):
+        return iter(self.points)
+
+    def __getitem__(self, index: int) -> SimulationResult:
+        return self.points[index]
+
+    def to_columns(self) -> dict[str, list]:
+        """Columns ``{name: list}``, one row per value, for CSV files or ``pandas.DataFrame``.
+
+        The parameters (including ``n``, ``seeds``, ``seed``, ``n_test``) come first, then every
+        observable ``<obs>`` followed by its standard error ``<obs>_sem``.
+        """
+        first = self.points[0]
+        columns: dict[str, list] = {name: [] for name in first.params}
+        for name in ("n", "seeds", "seed", "n_test"):
+            columns[name] = []
+        for name in first.mean:
+            columns[name] = []
+            columns[f"{name}_sem"] = []
+        for point in self.points:
+            for name, value in point.params.items():
+                columns[name].append(value)
+            for name in ("n", "seeds", "seed", "n_test"):
+                columns[name].append(getattr(point, name))
+            for name in point.mean:
+                columns[name].append(point.mean[name])
+                columns[f"{name}_sem"].append(point.sem[name])
+        return columns
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain (JSON-serialisable) dictionary: the sweep and every point's ``to_dict``."""
+        return {
+            "model": self.model,
+            "vary": self.vary,
+            "values": list(self.values),
+            "points": [point.to_dict() for point in self.points],
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Parameters
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_eta(name: str, value) -> float:
+    return check_unit_interval(name, value, open_left=True)
+
+
+def _check_flag(name: str, value) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ParameterError(f"{name} must be True or False; got {value!r}")
+
+
+def _check_teacher(name: str, value) -> str:
+    if value not in TEACHER_KINDS:
+        raise ParameterError(f"{name} must be 'ridge' or 'bayes'; got {value!r}")
+    return value
+
+
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "alpha": check_positive,
+    "rho": check_open_unit,
+    "delta": check_positive,
+    "eta": _check_eta,
+    "lam": check_nonnegative,
+    "lam_t": check_nonnegative,
+    "lam_s": check_nonnegative,
+    "chi": check_unit_interval,
+    "temperature": check_positive,
+    "t2_scaling": _check_flag,
+    "smoothing": check_smoothing,
+    "teacher": _check_teacher,
+}
+
+_TEACHER_DEFAULTS: dict[str, Any] = {"rho": 0.2, "delta": 1.0, "lam": 0.1, "smoothing": 0.0}
+_STUDENT_DEFAULTS: dict[str, Any] = {
+    "rho": 0.2,
+    "delta": 1.0,
+    "eta": 0.5,
+    "lam_t": 0.1,
+    "lam_s": 1e-4,
+    "chi": 1.0,
+    "temperature": 1.0,
+    "t2_scaling": False,
+    "smoothing": 0.0,
+    "teacher": "ridge",
+}
+_DEFAULTS = {"teacher": _TEACHER_DEFAULTS, "student": _STUDENT_DEFAULTS}
+_RUN_DEFAULTS: dict[str, Any] = {
+    "n": 1000,
+    "seeds": 8,
+    "seed": 0,
+    "n_test": None,
+    "progress": False,
+}
+
+
+def _validate_point(model: str, params: dict[str, Any], n: int) -> dict[str, Any]:
+    """Validated model parameters; also checks that ``M >= 1`` and ``round(eta N) >= 1``."""
+    checked = {name: _CHECKS[name](name, value) for name, value in params.items()}
+    if round(checked["alpha"] * n) < 1:
+        raise ParameterError(
+            f"alpha must give at least one sample (round(alpha N) >= 1); got {checked['alpha']!r}"
+        )
+    if model == "student" and round(checked["eta"] * n) < 1:
+        raise ParameterError(f"eta must give at least one student weight; got {checked['eta']!r}")
+    return checked
+
+
+@dataclass(frozen=True)
+class _RunOptions:
+    n: int
+    seeds: int
+    seed: int
+    n_test: int
+    progress: bool
+
+
+def _run_options(n, seeds, seed, n_test, progress) -> _RunOptions:
+    n = check_count("n", n)
+    n_test = max(2000, n) if n_test is None else check_count("n_test", n_test, minimum=0)
+    return _RunOptions(
+        n=n,
+        seeds=check_count("seeds", seeds),
+        seed=check_count("seed", seed, minimum=0),
+        n_test=n_test,
+        progress=_check_flag("progress", progress),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Data of one seed
+# ----------------------------------------------------------------------------------------------
+
+
+def _float_key(value: float) -> int:
+    """The bit pattern of a float, as an integer usable in a seed sequence."""
+    return int(np.float64(value).view(np.uint64))
+
+
+class _SeedData:
+    """The random inputs of seed ``k``: ``v``, training set, test set, teacher noise (cached).
+
+    Stream ``i`` is ``SeedSequence([seed, k], spawn_key=(i, *key))`` (module docstring), so
+    each quantity is a deterministic function of ``(seed, k)`` and of the parameters ``key``
+    it depends on, whatever was computed before; the caches only avoid recomputing it.
+    """
+
+    def __init__(self, seed: int, index: int):
+        self._entropy = [seed, index]
+        self._cache: dict[str, tuple[tuple, Any]] = {}
+
+    def _cached(self, slot: str, key: tuple, build: Callable[[], Any]) -> Any:
+        hit = self._cache.get(slot)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = build()
+        self._cache[slot] = (key, value)
+        return value
+
+    def _rng(self, *key: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(self._entropy, spawn_key=key))
+
+    def direction(self, n: int, support: int | None) -> np.ndarray:
+        """The cluster direction ``v``, stream 0 (``support``: see the module docstring)."""
+        return self._cached(
+            "v", (n, support), lambda: draw_cluster_direction(n, self._rng(0), support=support)
+        )
+
+    def training(
+        self, n: int, alpha: float, rho: float, delta: float, support: int | None = None
+    ) -> MixtureSample:
+        """``M = round(alpha N)`` training samples, stream ``(1, N, M, rho, delta)``."""
+        key = (n, round(alpha * n), _float_key(rho), _float_key(delta))
+        v = self.direction(n, support)
+        return self._cached(
+            "train",
+            (*key, support),
+            lambda: sample_mixture(n, key[1], rho, delta, self._rng(1, *key), v=v),
+        )
+
+    def test(
+        self, n: int, rho: float, delta: float, n_test: int, support: int | None = None
+    ) -> MixtureSample | None:
+        """Test set with the same ``v``, stream ``(2, N, n_test, rho, delta)``; None if empty."""
+        if n_test == 0:
+            return None
+        key = (n, n_test, _float_key(rho), _float_key(delta))
+        v = self.direction(n, support)
+        return self._cached(
+            "test",
+            (*key, support),
+            lambda: sample_mixture(n, n_test, rho, delta, self._rng(2, *key), v=v),
+        )
+
+    def teacher(self, key: tuple, build: Callable[[np.random.Generator], Any]) -> Any:
+        """A teacher cached under ``key``; ``build`` receives the teacher-noise stream 3."""
+        return self._cached("teacher", key, lambda: build(self._rng(3)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Observables
+# ----------------------------------------------------------------------------------------------
+
+
+def _ce(targets: np.ndarray) -> list[LossTerm]:
+    return [LossTerm(1.0, 1.0, targets)]
+
+
+def _preactivations(X: np.ndarray, w: np.ndarray, b: float, n: int) -> np.ndarray:
+    """``h = X w / sqrt(N) + b`` (N the full dimension)."""
+    h = X @ w
+    h *= 1.0 / math.sqrt(n)
+    h += b
+    return h
+
+
+def _linear_observables(
+    w: np.ndarray,
+    b: float,
+    h_train: np.ndarray,
+    sample: MixtureSample,
+    test: MixtureSample | None,
+    n: int,
+    rho: float,
+    delta: float,
+) -> dict[str, float]:
+    """m, q, b, eps_g (Eq. 12), eps_g_test and train_error of ``h = x[:k].w / sqrt(N) + b``."""
+    k = w.shape[0]
+    m = float(w @ sample.v[:k]) / n
+    q = float(w @ w) / n
+    if test is None:
+        test_error = math.nan
+    else:
+        test_error = float(np.mean((_preactivations(test.X[:, :k], w, b, n) > 0) != (test.y == 1)))
+    return {
+        "m": m,
+        "q": q,
+        "b": float(b),
+        "eps_g": generalisation_error(m, q, b, rho, delta),
+        "eps_g_test": test_error,
+        "train_error": float(np.mean((h_train > 0) != (sample.y == 1))),
+    }
+
+
+def _fit_diagnostics(fit: LinearFit | None) -> dict[str, float]:
+    if fit is None:  # a teacher that was not trained (Bayes-optimal proxy)
+        return {"grad_norm": math.nan, "n_iter": 0.0, "converged": 1.0}
+    return {
+        "grad_norm": fit.grad_norm,
+        "n_iter": float(fit.n_iter),
+        "converged": float(fit.converged),
+    }
+
+
+def _warn_unconverged(fit: LinearFit, what: str, params: dict[str, Any]) -> None:
+    if not fit.converged:
+        warnings.warn(
+            f"{what} fit did not converge (grad_norm={fit.grad_norm:.3g} after {fit.n_iter} "
+            f"Newton iterations) at {params}",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _warm(fit: LinearFit | None, size: int) -> dict[str, Any]:
+    """Warm-start keywords from a previous fit, its weights cut or zero-padded to ``size``.
+
+    The solver falls back to the cold start when that has the lower objective (a fit to other
+    samples at small ridge is a poor start: measured, it costs more Newton work than none).
+    """
+    if fit is None:
+        return {}
+    w0 = np.zeros(size)
+    common = min(size, fit.w.shape[0])
+    w0[:common] = fit.w[:common]
+    return {"w0": w0, "b0": fit.b, "cold_start_if_better": True}
+
+
+# ----------------------------------------------------------------------------------------------
+# One parameter point of one seed
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Teacher:
+    w: np.ndarray
+    b: float
+    h: np.ndarray  # preactivations on the training samples
+    fit: LinearFit | None  # None for the Bayes-optimal proxy
+
+
+def _teacher_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> dict[str, float]:
+    n = run.n
+    sample = data.training(n, prm["alpha"], prm["rho"], prm["delta"])
+    test = data.test(n, prm["rho"], prm["delta"], run.n_test)
+    p = smooth_labels(sample.y, prm["smoothing"])
+    fit = fit_ridge_logistic(sample.X, p, prm["lam"], **_warm(warm.get("teacher"), n))
+    _warn_unconverged(fit, "teacher", prm)
+    warm["teacher"] = fit
+    teacher = _Teacher(fit.w, fit.b, fit.preactivations, fit)
+    return _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"])
+
+
+def _teacher_observables(
+    teacher: _Teacher, sample, test, p: np.ndarray, n: int, rho: float, delta: float
+) -> dict[str, float]:
+    """Observables of a teacher; ``train_loss`` is its mean ``CE(p, sigma(h~))``."""
+    obs = _linear_observables(teacher.w, teacher.b, teacher.h, sample, test, n, rho, delta)
+    obs["train_loss"] = mean_loss(_ce(p), teacher.h)
+    obs.update(_fit_diagnostics(teacher.fit))
+    return obs
+
+
+def _trained_teacher(data: _SeedData, sample: MixtureSample, prm: dict, run, warm) -> _Teacher:
+    """The student's teacher (ridge logistic on all N weights, or the Bayes-optimal proxy)."""
+    alpha, rho, delta = prm["alpha"], prm["rho"], prm["delta"]
+    # what the training sample depends on (v's normalisation depends on the support k)
+    data_key = (run.n, round(alpha * run.n), rho, delta, round(prm["eta"] * run.n))
+    if prm["teacher"] == "bayes":
+        key = ("bayes", *data_key, alpha)
+
+        def build(rng):
+            w, b = bayes_optimal_teacher(sample.v, alpha, rho, delta, rng)
+            return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
+
+    else:
+        key = ("ridge", *data_key, prm["lam_t"], prm["smoothing"])
+
+        def build(rng):
+            p = smooth_labels(sample.y, prm["smoothing"])
+            fit = fit_ridge_logistic(sample.X, p, prm["lam_t"], **_warm(warm.get("teacher"), run.n))
+            _warn_unconverged(fit, "teacher", prm)
+            return _Teacher(fit.w, fit.b, fit.preactivations, fit)
+
+    teacher = data.teacher(key, build)
+    if teacher.fit is not None:
+        warm["teacher"] = teacher.fit
+    return teacher
+
+
+def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> dict[str, float]:
+    n = run.n
+    rho, delta = prm["rho"], prm["delta"]
+    k = round(prm["eta"] * n)
+    sample = data.training(n, prm["alpha"], rho, delta, support=k)
+    test = data.test(n, rho, delta, run.n_test, support=k)
+    teacher = _trained_teacher(data, sample, prm, run, warm)
+    p = smooth_labels(sample.y, prm["smoothing"])
+    kd = (prm["chi"], prm["temperature"], prm["t2_scaling"])
+    fit = fit_kd_student(
+        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, **_warm(warm.get("student"), k)
+    )
+    _warn_unconverged(fit, "student", prm)
+    warm["student"] = fit
+    h = fit.preactivations
+
+    obs = _linear_observables(fit.w, fit.b, h, sample, test, n, rho, delta)
+    obs["S"] = float(fit.w @ teacher.w[:k]) / n
+    obs["train_loss"] = mean_loss(kd_loss_terms(p, teacher.h, *kd), h)
+    obs["train_ce"] = mean_loss(_ce(p), h)
+    obs["mse_outputs"] = float(np.mean((sigmoid(teacher.h) - sigmoid(h)) ** 2))
+    obs["mse_preactivations"] = float(np.mean((teacher.h - h) ** 2))
+    obs.update(_fit_diagnostics(fit))
+
+    teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta)
+    obs.update({f"teacher_{name}": value for name, value in teacher_obs.items()})
+    return obs
+
+
+_POINT_FUNCTIONS = {"teacher": _teacher_point, "student": _student_point}
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver
+# ----------------------------------------------------------------------------------------------
+
+
+def _split_fixed(model: str, fixed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate model parameters (with defaults) from run options; reject unknown names."""
+    run = {name: fixed[name] for name in _RUN_DEFAULTS if name in fixed}
+    params = {**_DEFAULTS[model]}
+    for name, value in fixed.items():
+        if name in _RUN_DEFAULTS:
+            continue
+        if name != "alpha" and name not in params:
+            raise ParameterError(f"{name} is not a parameter of the {model} simulation")
+        params[name] = value
+    return params, run
+
+
+def _simulate(
+    model: str, vary: str, values: Sequence, params: dict[str, Any], run: dict[str, Any]
+) -> SimulationCurve:
+    """Walk ``values`` of ``vary`` for every seed, warm-starting along the walk."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+        raise ParameterError(f"values must be a sequence of {vary} values; got {values!r}")
+    if len(values) == 0:
+        raise ParameterError("values must not be empty")
+    allowed = {"alpha", "n", *_DEFAULTS[model]}
+    if vary not in allowed:
+        raise ParameterError(f"vary must be one of {sorted(allowed)}; got {vary!r}")
+    if vary != "alpha" and "alpha" not in params:
+        raise ParameterError("alpha must be given")
+    options = {**_RUN_DEFAULTS, **run}
+    points = []
+    for value in values:
+        point_options = _run_options(**{**options, **({"n": value} if vary == "n" else {})})
+        point_params = {**params, **({} if vary == "n" else {vary: value})}
+        points.append((point_options, _validate_point(model, point_params, point_options.n)))
+
+    first = points[0][0]
+    per_value: list[list[dict[str, float]]] = [[] for _ in values]
+    point_function = _POINT_FUNCTIONS[model]
+    with tqdm(
+        total=first.seeds * len(values), desc=f"simulate {model}", disable=not first.progress
+    ) as bar:
+        for index in range(first.seeds):
+            data = _SeedData(first.seed, index)
+            warm: dict[str, LinearFit] = {}
+            for j, (opts, prm) in enumerate(points):
+                per_value[j].append(point_function(data, prm, opts, warm))
+                bar.update()
+
+    results = []
+    for (opts, prm), rows in zip(points, per_value, strict=True):
+        mean, sem = _aggregate(rows)
+        results.append(
+            SimulationResult(
+                model, prm, opts.n, opts.seeds, opts.seed, opts.n_test, mean, sem, rows
+            )
+        )
+    return SimulationCurve(model, vary, [_plain(v) for v in values], results)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def simulate_teacher(
+    alpha: float,
+    rho: float = 0.2,
+    delta: float = 1.0,
+    lam: float = 0.1,
+    smoothing: float = 0.0,
+    *,
+    n: int = 1000,
+    seeds: int = 8,
+    seed: int = 0,
+    n_test: int | None = None,
+    progress: bool = False,
+) -> SimulationResult:
+    """Ridge logistic teacher at finite N (SPEC §2-3), averaged over ``seeds`` seeds.
+
+    Parameters
+    ----------
+    alpha, rho, delta : float
+        Sample ratio ``M / N`` (``M = round(alpha N)``), positive fraction, noise variance.
+    lam : float
+        Ridge strength (summed-loss convention of paper Eq. 1, SPEC §2b).
+    smoothing : float
+        Label smoothing ``eps``: targets ``p = y (1 - eps) + (1 - y) eps``.
+    n : int
+        Dimension N.
+    seeds, seed : int
+        Number of seeds and base seed; seed ``k`` uses ``SeedSequence([seed, k])`` (module doc).
+    n_test : int, optional
+        Test-set size for ``eps_g_test``; default ``max(2000, n)``; 0 skips it (nan).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    SimulationResult
+        Observables (per seed, then mean and sem): ``m = w.v/N``, ``q = |w|^2/N``, ``b``,
+        ``eps_g`` (Eq. 12 with the empirical m, q, b), ``eps_g_test`` (error on a fresh test set
+        with the same ``v``), ``train_loss`` (mean ``CE(p, sigma(h))``, no penalty),
+        ``train_error`` (vs the labels y; predicted label 1 iff h > 0), and the solver's
+        ``grad_norm``, ``n_iter``, ``converged`` (1.0 or 0.0).
+    """
+    params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing}
+    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
+    return _simulate("teacher", "alpha", [alpha], params, run)[0]
+
+
+def simulate_student(
+    alpha: float,
+    rho: float = 0.2,
+    delta: float = 1.0,
+    eta: float = 0.5,
+    lam_t: float = 0.1,
+    lam_s: float = 1e-4,
+    chi: float = 1.0,
+    temperature: float = 1.0,
+    t2_scaling: bool = False,
+    smoothing: float = 0.0,
+    teacher: str = "ridge",
+    *,
+    n: int = 1000,
+    seeds: int = 8,
+    seed: int = 0,
+    n_test: int | None = None,
+    progress: bool = False,
+) -> SimulationResult:
+    """Teacher then distilled student at finite N (SPEC §2-3), averaged over seeds.
+
+    The teacher is ridge logistic regression on all N weights with the smoothed labels and
+    ``lam_t`` (``teacher="ridge"``), or the Bayes-optimal proxy of paper Eq. 23-24
+    (``teacher="bayes"``; ``lam_t`` and the teacher's smoothing are then unused).  The student
+    is trained on the SAME inputs, on its first ``k = round(eta N)`` coordinates, with the KD
+    loss ``(1 - chi) CE(p, sigma(h)) + chi c_T CE(sigma(h~/T), sigma(h/T))`` (``c_T = T^2`` if
+    ``t2_scaling``) and ridge ``lam_s``, where ``h~`` are the teacher's preactivations on the
+    training samples and ``p`` the labels smoothed with ``smoothing``.
+
+    Parameters are as in :func:`simulate_teacher`, plus ``eta``, ``lam_t``, ``lam_s``, ``chi``,
+    ``temperature``, ``t2_scaling`` and ``teacher``.
+
+    Returns
+    -------
+    SimulationResult
+        Student observables (all divided by the full N): ``m = w.v[:k]/N``, ``q = |w|^2/N``,
+        ``S = w.w~[:k]/N``, ``b``, ``eps_g`` (Eq. 12), ``eps_g_test``, ``train_loss`` (mean KD
+        loss per sample including ``c_T``, no penalty), ``train_ce`` (mean ``CE(p, sigma(h))``),
+        ``train_error`` (vs y), ``mse_outputs`` (mean ``(sigma(h~) - sigma(h))^2``),
+        ``mse_preactivations`` (mean ``(h~ - h)^2``), ``grad_norm``, ``n_iter``, ``converged``;
+        and the teacher's ``teacher_m``, ``teacher_q``, ``teacher_b``, ``teacher_eps_g``,
+        ``teacher_eps_g_test``, ``teacher_train_loss`` (mean ``CE(p, sigma(h~))``),
+        ``teacher_train_error``, ``teacher_grad_norm`` (nan for the Bayes proxy),
+        ``teacher_n_iter``, ``teacher_converged``.
+    """
+    params = {
+        "alpha": alpha,
+        "rho": rho,
+        "delta": delta,
+        "eta": eta,
+        "lam_t": lam_t,
+        "lam_s": lam_s,
+        "chi": chi,
+        "temperature": temperature,
+        "t2_scaling": t2_scaling,
+        "smoothing": smoothing,
+        "teacher": teacher,
+    }
+    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
+    return _simulate("student", "alpha", [alpha], params, run)[0]
+
+
+def simulate_teacher_curve(vary: str, values: Sequence, **fixed) -> SimulationCurve:
+    """Sweep one parameter of :func:`simulate_teacher` with warm starts.
+
+    Parameters
+    ----------
+    vary : str
+        A parameter of :func:`simulate_teacher` (``alpha``, ``rho``, ``delta``, ``lam``,
+        ``smoothing``) or ``n``.
+    values : sequence
+        Its values, walked in this order within each seed (sort them for the best warm starts).
+    **fixed
+        The other parameters and run options (``n``, ``seeds``, ``seed``, ``n_test``,
+        ``progress``) as in :func:`simulate_teacher`; ``alpha`` is required unless varied.
+
+    Returns
+    -------
+    SimulationCurve
+        One :class:`SimulationResult` per value; ``to_columns()`` gives a table.
+        The point at value ``x`` uses the data of ``simulate_teacher`` at ``x`` (module doc).
+    """
+    params, run = _split_fixed("teacher", fixed)
+    return _simulate("teacher", vary, values, params, run)
+
+
+def simulate_student_curve(vary: str, values: Sequence, **fixed) -> SimulationCurve:
+    """Sweep one parameter of :func:`simulate_student` with warm starts.
+
+    As :func:`simulate_teacher_curve`; ``vary`` is any parameter of :func:`simulate_student`
+    (including ``teacher``) or ``n``.  A teacher whose data and parameters are unchanged from
+    the previous value (e.g. in a ``chi``, ``temperature`` or ``lam_s`` sweep) is reused.
+    """
+    params, run = _split_fixed("student", fixed)
+    return _simulate("student", vary, values, params, run)
