@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit
 
 from replica.losses import kd_loss, kd_loss_cross_derivative
-from saddle.prox import prox_square, prox_tempered_logistic
+from saddle.prox import prox_square, prox_tempered_logistic, prox_tempered_logistic_curvature
 from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime, softplus
 
 LOSS_LOGISTIC = 0
@@ -60,8 +60,7 @@ def teacher_prox(omega, V, loss_kind, s, p, h_guess):
     """
     if loss_kind == LOSS_SQUARE:
         return prox_square(omega, V, 1.0, s), 1.0
-    h = prox_tempered_logistic(omega, V, 1.0, 1.0, p, 0.0, 1.0, 0.0, h_guess)
-    return h, sigmoid_prime(h)
+    return prox_tempered_logistic_curvature(omega, V, 1.0, 1.0, p, 0.0, 1.0, 0.0, h_guess)
 
 
 @njit(cache=True)
@@ -149,6 +148,39 @@ def teacher_node_fields(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, h_ou
 
 
 @njit(cache=True)
+def teacher_field_probes(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, temperature, z, out):
+    """Order-one functions of the teacher's fields whose averages a quadrature must resolve.
+
+    Fills ``out`` of shape ``(8, len(z))``: for each class, the soft output
+    ``sigma(h~*/T)``, the displacement ``(h~* - om~) / sqrt(delta q~)`` (``V~ f~`` in units of
+    the field width), the saturation ``a~ V~ / (1 + a~ V~)`` and ``4 sigma'(h~*/T)``. These
+    are what the teacher's channel and the student's (through its targets, its cross-curvature
+    ``c`` and the self-fit shift ``V_S f~``) depend on. At vanishing ridge ``h~*(om~)`` is
+    nearly a hinge and the displacement has a kink that Gauss-Hermite rules resolve badly
+    (see :func:`saddle.quadrature.adaptive_gaussian_rule`).
+    """
+    width = math.sqrt(delta * q)
+    for cls in range(2):
+        s, _, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        h = s * m + b
+        a = 0.0
+        omega_prev = h
+        for k in range(z.size):
+            omega = s * m + b + width * z[k]
+            if V == 0.0:
+                h, a = omega, 0.0
+            else:
+                guess = h + (omega - omega_prev) / (1.0 + a * V)
+                h, a = teacher_prox(omega, V, loss_kind, s, p, guess)
+            omega_prev = omega
+            x = h / temperature
+            out[4 * cls, k] = sigmoid(x)
+            out[4 * cls + 1, k] = (h - omega) / width
+            out[4 * cls + 2, k] = a * V / (1.0 + a * V)
+            out[4 * cls + 3, k] = 4.0 * sigmoid_prime(x)
+
+
+@njit(cache=True)
 def student_prox(omega, V, chi, p, kd_weight, temperature, t, h_guess):
     """Student's proximal point for ``(1 - chi) CE(p, sigma(h)) + kd_weight CE(t, sigma(h/T))``."""
     return prox_tempered_logistic(omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, h_guess)
@@ -192,10 +224,11 @@ def student_channel_averages(
             for j in range(z2.size):
                 omega = centre + sd_2 * z2[j]
                 guess = h + (omega - omega_prev) / (1.0 + a * V)
-                h = student_prox(omega, V, chi, p, kd_weight, temperature, t, guess)
+                h, a = prox_tempered_logistic_curvature(
+                    omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, guess
+                )
                 omega_prev = omega
                 f = (h - omega) / V
-                a = student_curvature(h, chi, kd_weight, temperature)
                 r = 1.0 / (1.0 + a * V)
                 w = pc * w1[i] * w2[j]
                 esf += w * s * f

@@ -13,6 +13,8 @@ against (the ``V`` equation is the Marchenko-Pastur resolvent of ridge regressio
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +25,7 @@ from replica.channel import (
     LOSS_LOGISTIC,
     LOSS_SQUARE,
     teacher_channel_averages,
+    teacher_field_probes,
     teacher_node_fields,
     teacher_training_observables,
 )
@@ -35,8 +38,13 @@ from replica.params import (
     check_smoothing,
 )
 from replica.prior import ridge_teacher_prior
-from saddle.fixed_point import ConvergenceWarning, FixedPointResult, solve_fixed_point
-from saddle.quadrature import gauss_hermite
+from saddle.fixed_point import (
+    ConvergenceWarning,
+    FixedPointResult,
+    no_finite_solution,
+    solve_fixed_point,
+)
+from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 
 LOSSES = {"logistic": LOSS_LOGISTIC, "square": LOSS_SQUARE}
 DEFAULT_NODES = 96
@@ -105,8 +113,27 @@ def bias_newton_step(b, ef, ea):
 
 
 @njit(cache=True)
+def limited_bias_step(b, ef, ea, max_step):
+    """:func:`bias_newton_step` with the step clipped to ``[-max_step, max_step]``.
+
+    When the fields saturate (``E[a/(1+aV)]`` tiny, e.g. far from the fixed point at vanishing
+    ridge) the plain Newton step on ``E[f] = 0`` can throw the bias to ``1e11``; the clip keeps
+    the iteration in a sensible region and does not move the fixed point (step 0 there).
+    """
+    new = bias_newton_step(b, ef, ea)
+    if new - b > max_step:
+        return b + max_step
+    if new - b < -max_step:
+        return b - max_step
+    return new
+
+
+@njit(cache=True)
 def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz):
-    """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``."""
+    """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``.
+
+    The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
+    """
     if not (q > 0.0 and V > 0.0):
         return np.nan, np.nan, np.nan, np.nan
     esf, ef2, ea, ef = teacher_channel_averages(
@@ -114,7 +141,8 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
     )
     mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, ea, alpha, delta)
     m_new, q_new, V_new = ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta)
-    return m_new, q_new, V_new, bias_newton_step(b, ef, ea)
+    b_new = limited_bias_step(b, ef, ea, 1.0 + 2.0 * math.sqrt(delta * q))
+    return m_new, q_new, V_new, b_new
 
 
 @dataclass(frozen=True)
@@ -136,6 +164,9 @@ class TeacherSolution:
         Bayes-optimal error at the same ``(alpha, rho, delta)``.
     report : FixedPointResult
         Convergence report of the iteration.
+    quadrature : GaussHermite, optional
+        The rule the fixed point was solved with (Gauss-Hermite, or an adaptive composite rule
+        when the fields have a kink; see :func:`solve_teacher`).
     """
 
     params: TeacherParams
@@ -151,10 +182,23 @@ class TeacherSolution:
     train_error: float
     eps_bo: float
     report: FixedPointResult = field(repr=False)
+    quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
 
     @property
     def converged(self) -> bool:
         return self.report.converged
+
+    @property
+    def status(self) -> int:
+        """Report status: 0 converged, 1 not converged, 3 no finite solution (lam = 0)."""
+        return self.report.status
+
+    @property
+    def finite(self) -> bool:
+        """False when no finite solution exists (unregularised on separable data)."""
+        from saddle.fixed_point import NO_FINITE_SOLUTION
+
+        return self.report.status != NO_FINITE_SOLUTION
 
     @property
     def iterations(self) -> int:
@@ -187,6 +231,7 @@ class TeacherSolution:
         }
         out.update(mhat=self.mhat, Qhat=self.Qhat, Vhat=self.Vhat)
         out.update(converged=self.converged, iterations=self.iterations, residual=self.residual)
+        out.update(status=self.status)
         return out
 
 
@@ -206,6 +251,78 @@ def default_teacher_start(params: TeacherParams) -> np.ndarray:
     return np.array([0.5, 1.0, 1.0, 0.0])
 
 
+def teacher_probe(params: TeacherParams, state: np.ndarray, temperature: float = 1.0):
+    """``probe(z)`` of the teacher's fields at ``state = (m, q, V, b)`` for quadrature checks.
+
+    See :func:`replica.channel.teacher_field_probes`; used to choose a rule that resolves the
+    teacher's channel (here) and the ``z1`` direction of the student's.
+    """
+    m, q, V, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    kind = LOSSES[params.loss]
+
+    def probe(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        out = np.empty((8, z.size))
+        teacher_field_probes(m, q, V, b, params.rho, params.delta, kind, p_pos, p_neg,
+                             temperature, z, out)  # fmt: skip
+        return out
+
+    return probe
+
+
+# A teacher whose fields are not resolved by the Gauss-Hermite rule is re-solved on a rule
+# adapted to its fields at the current solution, at most this many times (each a warm start).
+QUADRATURE_ROUNDS = 3
+# Absolute accuracy asked of the averages of the teacher's field probes.
+QUADRATURE_TOL = 1e-10
+# Continuation in lam used when a solve from the given start fails.
+HOMOTOPY_FACTOR = 10.0
+
+
+def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndarray, *,
+                     tol: float, damping: float, max_iter: int) -> FixedPointResult:  # fmt: skip
+    z, wz = rule.nodes, rule.weights
+    p_pos, p_neg = params.targets
+    loss_kind = LOSSES[params.loss]
+    lam = params.lam
+
+    def update(x: np.ndarray) -> np.ndarray:
+        return np.array(
+            teacher_map(
+                x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
+                loss_kind, p_pos, p_neg, z, wz,
+            )  # fmt: skip
+        )
+
+    return solve_fixed_point(
+        update, initial, damping=damping, tol=tol, max_iter=max_iter,
+        to_internal=teacher_to_internal, from_internal=teacher_from_internal,
+    )  # fmt: skip
+
+
+def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, damping: float,
+                      max_iter: int) -> FixedPointResult | None:  # fmt: skip
+    """Continuation from a strongly regularised teacher down to ``params.lam`` (``lam > 0``)."""
+    if params.lam <= 0.0:
+        return None
+    lams = [max(1.0, params.lam)]
+    while lams[-1] > params.lam * HOMOTOPY_FACTOR:
+        lams.append(lams[-1] / HOMOTOPY_FACTOR)
+    lams.append(params.lam)
+    state = default_teacher_start(params)
+    report = None
+    for lam in lams:
+        step = TeacherParams(params.alpha, params.rho, params.delta, lam, params.smoothing,
+                             params.loss)  # fmt: skip
+        report = _iterate_teacher(step, gauss_hermite(n_nodes), state, tol=tol, damping=damping,
+                                  max_iter=max_iter)  # fmt: skip
+        if not report.converged:
+            return report
+        state = report.x
+    return report
+
+
 def solve_teacher(
     alpha: float,
     rho: float = 0.2,
@@ -220,6 +337,7 @@ def solve_teacher(
     damping: float = 0.6,
     max_iter: int = 5000,
     warn: bool = True,
+    adapt_quadrature: bool = True,
 ) -> TeacherSolution:
     """Solve the teacher's replica saddle point.
 
@@ -235,32 +353,69 @@ def solve_teacher(
         Passed to :func:`saddle.fixed_point.solve_fixed_point`.
     warn : bool
         Emit a :class:`ConvergenceWarning` if the iteration did not converge.
+    adapt_quadrature : bool
+        Check at the solution that the Gauss-Hermite rule resolves the teacher's fields
+        (:func:`saddle.quadrature.resolved_rule`); if not (small ridge: the proximal map is
+        nearly a hinge over a wide field), re-solve on an adaptive composite rule built at the
+        solution, until the solution stops moving.
 
     Returns
     -------
     TeacherSolution
+        With ``status`` 3 (``finite`` False, NaN observables) when ``lam = 0`` and no finite
+        minimiser exists (separable sample, :mod:`replica.thresholds`).
+
+    Notes
+    -----
+    Robustness: the bias step is limited (:func:`limited_bias_step`); a solve that fails from
+    the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards.
     """
     params = TeacherParams(alpha, rho, delta, lam, smoothing, loss)
-    quad = gauss_hermite(n_nodes)
-    z, wz = quad.nodes, quad.weights
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[loss]
+    if params.loss == "logistic":
+        from replica.thresholds import teacher_has_finite_solution
+
+        finite, reason = teacher_has_finite_solution(
+            params.alpha, params.rho, params.delta, params.lam, params.smoothing
+        )
+        if not finite:
+            return _no_finite_teacher(params, reason, warn)
+    rule = gauss_hermite(n_nodes)
+    warm = initial is not None
     if initial is None:
         initial = default_teacher_start(params)
-
-    def update(x: np.ndarray) -> np.ndarray:
-        return np.array(
-            teacher_map(
-                x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, params.lam,
-                loss_kind, p_pos, p_neg, z, wz,
-            )  # fmt: skip
-        )
-
-    report = solve_fixed_point(
-        update, initial, damping=damping, tol=tol, max_iter=max_iter,
-        to_internal=teacher_to_internal, from_internal=teacher_from_internal,
-    )  # fmt: skip
+    if adapt_quadrature and warm and np.all(np.isfinite(initial)):
+        # Along a sweep the previous solution tells which rule the fields need.
+        rule = resolved_rule(teacher_probe(params, initial), n_nodes, tol=QUADRATURE_TOL)
+    options = dict(tol=tol, damping=damping, max_iter=max_iter)
+    report = _iterate_teacher(params, rule, initial, **options)
+    total = report.nit
+    if not report.converged:
+        retry = _teacher_homotopy(params, n_nodes, **options)
+        if retry is not None:
+            total += retry.nit
+            if retry.converged:
+                report, rule = retry, gauss_hermite(n_nodes)
+    if adapt_quadrature and report.converged:
+        for _ in range(QUADRATURE_ROUNDS):
+            new_rule = resolved_rule(teacher_probe(params, report.x), n_nodes, tol=QUADRATURE_TOL)
+            if new_rule is rule or (
+                new_rule.size == rule.size and np.array_equal(new_rule.nodes, rule.nodes)
+            ):
+                break
+            rule = new_rule
+            previous = report
+            report = _iterate_teacher(params, rule, previous.x, **options)
+            total += report.nit
+            if not report.converged:
+                break
+            change = np.max(np.abs(report.x - previous.x) / np.maximum(1.0, np.abs(report.x)))
+            if change <= 10 * tol:
+                break
+    report = dataclasses.replace(report, nit=total)
     m, q, V, b = report.x
+    z, wz = rule.nodes, rule.weights
     esf, ef2, ea, _ = teacher_channel_averages(
         m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz
     )
@@ -281,5 +436,16 @@ def solve_teacher(
         mhat=float(mhat), Qhat=float(Qhat), Vhat=float(Vhat),
         train_loss=float(train_loss), train_error=float(train_error),
         eps_bo=bayes_optimal_error(params.alpha, params.mixture),
-        report=report,
+        report=report, quadrature=rule,
     )  # fmt: skip
+
+
+def _no_finite_teacher(params: TeacherParams, reason: str, warn: bool) -> TeacherSolution:
+    """A :class:`TeacherSolution` flagged "no finite solution" (status 3, NaN observables)."""
+    report = no_finite_solution(np.zeros(4), reason)
+    if warn:
+        warnings.warn(f"teacher at {params.to_dict()}: {report.message}", ConvergenceWarning,
+                      stacklevel=3)  # fmt: skip
+    nan = float("nan")
+    return TeacherSolution(params, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
+                           bayes_optimal_error(params.alpha, params.mixture), report)  # fmt: skip

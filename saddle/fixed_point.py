@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-CONVERGED, MAX_ITER, NOT_FINITE = 0, 1, 2
+CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION = 0, 1, 2, 3
 _MESSAGES = {
     CONVERGED: "converged: residual below tolerance",
     MAX_ITER: "not converged: maximum number of iterations reached",
     NOT_FINITE: "not converged: the map is not finite at the starting point",
+    NO_FINITE_SOLUTION: "no finite solution: the order parameters diverge",
 }
 
 
@@ -48,7 +49,9 @@ class FixedPointResult:
     converged : bool
         Whether the residual fell below the tolerance.
     status : int
-        0 converged, 1 iteration budget exhausted, 2 map not finite at the start.
+        0 converged, 1 iteration budget exhausted, 2 map not finite at the start, 3 no finite
+        fixed point exists (set by callers that know, e.g. an unregularised problem on
+        separable data, where the norm diverges; see :func:`no_finite_solution`).
     message : str
         Human-readable status.
     nit : int
@@ -257,6 +260,21 @@ def solve_fixed_point(
         residual=residual,
         residual_history=tuple(history),
     )
+
+
+def no_finite_solution(x: np.ndarray, reason: str) -> FixedPointResult:
+    """A report for a problem known to have no finite fixed point (status 3, NaN state).
+
+    Parameters
+    ----------
+    x : array_like
+        Shape of the state (its values are replaced by NaN).
+    reason : str
+        Appended to the message, e.g. "lam = 0 and the data are linearly separable".
+    """
+    nan = np.full(np.shape(x), np.nan)
+    message = f"{_MESSAGES[NO_FINITE_SOLUTION]} ({reason})"
+    return FixedPointResult(nan, False, NO_FINITE_SOLUTION, message, 0, np.nan, ())
 
 
 class ConvergenceWarning(RuntimeWarning):

@@ -43,7 +43,9 @@ def logistic_term_derivatives(h, c, T, t):
 @njit(cache=True)
 def tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2):
     """``(L'(h), L''(h))`` for the two-term tempered logistic loss."""
-    g, a = logistic_term_derivatives(h, c1, T1, t1)
+    g = a = 0.0
+    if c1 != 0.0:  # pure distillation (chi = 1) has no label term: skip its exp
+        g, a = logistic_term_derivatives(h, c1, T1, t1)
     if c2 != 0.0:
         g2, a2 = logistic_term_derivatives(h, c2, T2, t2)
         g += g2
@@ -71,19 +73,31 @@ def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
     float
         ``h* = argmin_h (h - omega)^2 / (2 V) + L(h)``.
     """
+    return prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess)[0]
+
+
+@njit(cache=True)
+def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
+    """:func:`prox_tempered_logistic` and the loss curvature ``L''(h*)``, ``(h*, a)``.
+
+    The curvature is the one of the last Newton evaluation, at a point within the solver's
+    tolerance (``1e-13 (1 + |h*|)``) of ``h*``: the caller saves its own evaluation.
+    """
     if V <= 0.0:
-        return omega
+        return omega, tempered_logistic_derivatives(omega, c1, T1, t1, c2, T2, t2)[1]
     upper = c1 * (1.0 - t1) / T1 + c2 * (1.0 - t2) / T2
     lower = -c1 * t1 / T1 - c2 * t2 / T2
     lo = omega - V * upper
     hi = omega - V * lower
     if hi - lo <= PROX_TOL * (1.0 + abs(omega)):
-        return 0.5 * (lo + hi)
+        h = 0.5 * (lo + hi)
+        return h, tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)[1]
     h = h_guess
     if not (lo < h < hi):
         h = omega if lo < omega < hi else 0.5 * (lo + hi)
     step_before_last = hi - lo
     step = step_before_last
+    curvature = 0.0
     for _ in range(PROX_MAX_ITER):
         grad, curvature = tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)
         phi = h - omega + V * grad
@@ -92,7 +106,7 @@ def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
         elif phi < 0.0:
             lo = h
         else:
-            return h
+            return h, curvature
         dphi = 1.0 + V * curvature
         newton = phi / dphi
         h_newton = h - newton
@@ -105,8 +119,8 @@ def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
             step_before_last, step = step, 0.5 * (hi - lo)
             h = lo + step
         if abs(step) <= PROX_TOL * (1.0 + abs(h)):
-            return h
-    return h
+            return h, curvature
+    return h, tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)[1]
 
 
 @njit(cache=True)

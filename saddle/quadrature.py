@@ -49,3 +49,134 @@ def gauss_hermite(n_nodes: int) -> GaussHermite:
     nodes.setflags(write=False)
     weights.setflags(write=False)
     return GaussHermite(nodes=nodes, weights=weights)
+
+
+# Standard-Gaussian mass beyond |z| = 8.5 is ~1.9e-17: the truncation of composite rules.
+GAUSSIAN_CUTOFF = 8.5
+
+
+@lru_cache(maxsize=8)
+def _legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
+    nodes, weights = np.polynomial.legendre.leggauss(order)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
+
+
+def _panel_rule(a: float, b: float, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes on ``[a, b]`` and weights times the standard Gaussian density."""
+    x, w = _legendre(order)
+    half, mid = 0.5 * (b - a), 0.5 * (b + a)
+    z = mid + half * x
+    return z, half * w * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+
+
+def adaptive_gaussian_rule(
+    probe,
+    *,
+    tol: float = 1e-10,
+    order: int = 8,
+    initial_panels: int = 8,
+    max_panels: int = 48,
+    cutoff: float = GAUSSIAN_CUTOFF,
+) -> GaussHermite:
+    """A composite Gauss-Legendre rule for ``E[g(Z)]``, ``Z ~ N(0, 1)``, adapted to ``probe``.
+
+    Gauss-Hermite rules converge exponentially for smooth integrands but only algebraically
+    for an integrand with a kink or a sharp step, e.g. a teacher's trained preactivation
+    ``h~*(z)`` at vanishing ridge, which is nearly a hinge when its field ``sqrt(delta q~)`` is
+    wide (it stays at the margin, ``h~* ~ log V~``, below a point and follows ``om~`` above).
+    This rule starts from ``initial_panels`` equal panels on ``[-cutoff, cutoff]``; the error
+    of a panel is estimated as the difference between its ``order``-point estimate of
+    ``E[probe]`` and the sum over its two halves. Level by level, every panel whose error
+    exceeds its equal share of ``tol`` is bisected (worst first when the budget of
+    ``max_panels`` would be exceeded), until the estimated total error is below ``tol``.
+    Each level evaluates ``probe`` once on all the new nodes (sorted), so the cost is a few
+    vectorised calls.
+
+    Parameters
+    ----------
+    probe : callable
+        ``probe(z)`` for a 1-D increasing array ``z`` returns an array ``(k, z.size)`` of the
+        functions whose averages must be resolved (each of order one).
+    tol : float
+        Target absolute error on each average.
+    order : int
+        Gauss-Legendre points per panel.
+    initial_panels, max_panels : int
+        Starting and maximal number of panels.
+    cutoff : float
+        Truncation of the Gaussian measure (the mass beyond 8.5 is ~2e-17).
+
+    Returns
+    -------
+    GaussHermite
+        Nodes (increasing) and weights (summing to one over the truncated measure) usable
+        wherever a Gauss-Hermite rule is, e.g. as the ``z1`` grid of the student's channel.
+    """
+    x, w = _legendre(order)
+
+    def estimates(edges_a: np.ndarray, edges_b: np.ndarray) -> np.ndarray:
+        """``E[probe]`` contributions of each panel ``[a, b]``: array ``(k, n_panels)``."""
+        half = 0.5 * (edges_b - edges_a)
+        z = (0.5 * (edges_a + edges_b))[:, None] + half[:, None] * x[None, :]
+        wz = half[:, None] * w[None, :] * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
+        flat = z.ravel()
+        order_idx = np.argsort(flat, kind="stable")
+        sorted_values = np.atleast_2d(probe(flat[order_idx]))
+        values = np.empty_like(sorted_values)
+        values[:, order_idx] = sorted_values
+        return (values.reshape(values.shape[0], *z.shape) * wz[None]).sum(axis=2)
+
+    def errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        mid = 0.5 * (a + b)
+        whole = estimates(np.concatenate([a, a, mid]), np.concatenate([b, mid, b]))
+        n = a.size
+        diff = whole[:, :n] - whole[:, n : 2 * n] - whole[:, 2 * n :]
+        return np.max(np.abs(diff), axis=0)
+
+    edges = np.linspace(-cutoff, cutoff, initial_panels + 1)
+    a, b = edges[:-1].copy(), edges[1:].copy()
+    err = errors(a, b)
+    while a.size < max_panels and err.sum() > tol:
+        share = tol / a.size
+        split = np.flatnonzero(err > share)
+        room = max_panels - a.size
+        if split.size > room:
+            split = split[np.argsort(err[split])[::-1][:room]]
+        if split.size == 0:
+            split = np.array([int(np.argmax(err))])
+        keep = np.ones(a.size, dtype=bool)
+        keep[split] = False
+        mid = 0.5 * (a[split] + b[split])
+        new_a = np.concatenate([a[split], mid])
+        new_b = np.concatenate([mid, b[split]])
+        a = np.concatenate([a[keep], new_a])
+        b = np.concatenate([b[keep], new_b])
+        err = np.concatenate([err[keep], errors(new_a, new_b)])
+    order_idx = np.argsort(a)
+    a, b = a[order_idx], b[order_idx]
+    rules = [_panel_rule(lo, hi, order) for lo, hi in zip(a, b, strict=True)]
+    nodes = np.concatenate([z for z, _ in rules])
+    weights = np.concatenate([wz for _, wz in rules])
+    weights /= weights.sum()
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return GaussHermite(nodes=nodes, weights=weights)
+
+
+def resolved_rule(probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48) -> GaussHermite:
+    """The ``n_nodes`` Gauss-Hermite rule if it resolves ``probe``, else an adaptive rule.
+
+    "Resolves" means that the averages of ``probe`` under the ``n_nodes`` and ``2 n_nodes``
+    rules agree within ``tol`` (one cheap extra evaluation). Smooth integrands therefore keep
+    the Gauss-Hermite rule (and their results bit for bit), while integrands with a kink get
+    :func:`adaptive_gaussian_rule` with the same tolerance.
+    """
+    rule = gauss_hermite(int(n_nodes))
+    fine = gauss_hermite(2 * int(n_nodes))
+    coarse_avg = np.atleast_2d(probe(rule.nodes)) @ rule.weights
+    fine_avg = np.atleast_2d(probe(fine.nodes)) @ fine.weights
+    if np.all(np.abs(coarse_avg - fine_avg) <= tol):
+        return rule
+    return adaptive_gaussian_rule(probe, tol=tol, max_panels=max_panels)

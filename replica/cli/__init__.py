@@ -22,6 +22,9 @@ COMMAND_MODULES = (
     "replica.cli.student",
     "replica.cli.demo",
     "replica.cli.kernel",
+    "replica.cli.thresholds",
+    "replica.cli.phase",
+    "replica.cli.figures",
 )
 
 

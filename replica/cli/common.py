@@ -100,3 +100,83 @@ def progress(iterable=None, *, total: int | None = None, desc: str = "", quiet: 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_executor_args(parser: argparse.ArgumentParser, *, resumable: bool = True,
+                      segment: int = 8) -> None:
+    """``--workers``, ``--scheduler``, ``--segment`` (and ``--restart``) for long commands."""
+    parser.add_argument("--workers", type=integer("workers", 1), default=None,
+                        help="local worker processes (default: all cores; 1 = serial)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on a Dask distributed cluster at ADDRESS "
+                             "(needs the [distributed] extra)")
+    parser.add_argument("--segment", type=integer("segment", 1), default=segment,
+                        help=f"points per warm-started segment (a unit of work; default "
+                             f"{segment})")
+    if resumable:
+        parser.add_argument("--restart", action="store_true",
+                            help="discard the output of an earlier run in --out and start over")
+
+
+def executor_from_args(args: argparse.Namespace, n_tasks: int | None = None):
+    """The executor context manager of ``--workers`` / ``--scheduler`` (no more local workers
+    than ``n_tasks``)."""
+    from saddle.executor import default_workers, make_executor
+
+    scheduler = getattr(args, "scheduler", None)
+    if scheduler is not None:
+        try:
+            import distributed  # noqa: F401
+        except ImportError:
+            raise CliError("scheduler: Dask is not installed "
+                           "(pip install 'kd-replica[distributed]')") from None
+    workers = getattr(args, "workers", None)
+    if workers is None:
+        workers = default_workers()
+    if n_tasks is not None:
+        workers = max(1, min(workers, n_tasks))
+    return make_executor(workers, scheduler)
+
+
+def open_journal(path, key, meta: dict, restart: bool = False):
+    """A :class:`saddle.checkpoint.CsvJournal` at ``path``, or a one-line error if ``path``
+    holds another run's output (``restart`` deletes it first)."""
+    from pathlib import Path
+
+    from saddle.checkpoint import CheckpointMismatch, CsvJournal
+
+    path = Path(path)
+    if restart:
+        for old in (path, path.with_name(path.name + ".meta.json")):
+            if old.exists():
+                old.unlink()
+    try:
+        return CsvJournal(path, key, meta)
+    except CheckpointMismatch as exc:
+        raise CliError(f"{exc} (or pass --restart)") from None
+
+
+def note_resume(journal, total: int) -> None:
+    """Say on stderr how many points an earlier run of this output already finished."""
+    if journal.resumed:
+        sys.stderr.write(f"kd-replica: resuming: {journal.resumed} of {total} points already "
+                         f"in {journal.path}\n")
+
+
+class Progress:
+    """A progress bar counting points, usable as ``run_tasks(progress=...)``."""
+
+    def __init__(self, total: int, desc: str, quiet: bool):
+        self.bar = progress(total=total, desc=desc, quiet=quiet)
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from replica.cli.common import add_quiet, format_table, print_json, progress
+from replica.cli.common import (
+    Progress,
+    add_executor_args,
+    add_quiet,
+    executor_from_args,
+    format_table,
+    note_resume,
+    open_journal,
+    print_json,
+)
 from replica.cli.models import (
     add_path_args,
     add_student_params,
@@ -14,7 +23,7 @@ from replica.cli.models import (
     student_kwargs,
     warn,
 )
-from replica.cli.teacher import add_simulation_args, print_simulation
+from replica.cli.teacher import add_simulation_args, print_simulation, report_failures
 
 VARIABLES = ("alpha", "lam_t", "lam_s", "chi", "temperature", "smoothing", "eta", "rho", "delta")
 
@@ -28,6 +37,7 @@ def register(commands, curve, simulate) -> None:
     c = curve.add_parser("student", help="student theory curve along one parameter")
     add_student_params(c)
     add_path_args(c, VARIABLES)
+    add_executor_args(c)
     add_quiet(c)
     c.set_defaults(handler=run_curve)
 
@@ -62,26 +72,31 @@ def run_point(args: argparse.Namespace) -> int:
 
 def run_curve(args: argparse.Namespace) -> int:
     from replica.plotting import plot_curve
-    from replica.sweep import student_curve
+    from replica.student import StudentParams
+    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
 
     values = path_values(args)
-    out = output_dir(args.out)
     fixed = student_kwargs(args)
     vary = args.vary.replace("-", "_")
     fixed.pop(vary)
-    curve = student_curve(
-        vary, values, wrap=lambda it: progress(it, total=len(values), desc="student curve",
-                                               quiet=args.quiet), **fixed,
-    )  # fmt: skip
-    curve.write_csv(out / "curve.csv")
+    for value in values:  # fail fast, before a long sweep starts
+        StudentParams(**{**fixed, vary: float(value)})
+    out = output_dir(args.out)
+    tasks = path_tasks("student", vary, values, fixed, segment=args.segment)
+    meta = {"command": "curve student", "vary": vary, "values": [repr(float(v)) for v in values],
+            "fixed": fixed, "segment": args.segment}  # fmt: skip
+    journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
+    note_resume(journal, len(values))
+    with executor_from_args(args, len(tasks)) as executor, \
+            Progress(len(values), "student curve", args.quiet) as bar:  # fmt: skip
+        rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
+    curve = Curve("student", vary, fixed, rows_to_columns(rows))
     plot_curve(
         curve, out / "curve.png",
         series=[("eps_g", "student"), ("teacher_eps_g", "teacher")],
         bounds=[("eps_bo_student", "student Bayes-optimal")],
     )  # fmt: skip
-    failed = sum(not ok for ok in curve.columns["converged"])
-    if failed:
-        warn(f"{failed} of {len(curve)} points did not converge (flagged in curve.csv)")
+    report_failures(curve)
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0
 

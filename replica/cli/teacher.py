@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import warnings
 
-from replica.cli.common import add_quiet, format_table, integer, print_json, progress
+from replica.cli.common import (
+    Progress,
+    add_executor_args,
+    add_quiet,
+    executor_from_args,
+    format_table,
+    integer,
+    note_resume,
+    open_journal,
+    print_json,
+)
 from replica.cli.models import (
     add_path_args,
     add_teacher_params,
@@ -28,6 +38,7 @@ def register(commands, curve, simulate) -> None:
     c = curve.add_parser("teacher", help="teacher theory curve along one parameter")
     add_teacher_params(c)
     add_path_args(c, ("alpha", "rho", "delta", "lam", "smoothing"))
+    add_executor_args(c)
     add_quiet(c)
     c.set_defaults(handler=run_curve)
 
@@ -66,25 +77,43 @@ def run_point(args: argparse.Namespace) -> int:
 
 def run_curve(args: argparse.Namespace) -> int:
     from replica.plotting import plot_curve
-    from replica.sweep import teacher_curve
+    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
+    from replica.teacher import TeacherParams
 
     values = path_values(args)
-    out = output_dir(args.out)
     fixed = teacher_kwargs(args)
     vary = args.vary.replace("-", "_")
     fixed.pop(vary)
-    curve = teacher_curve(
-        vary, values, wrap=lambda it: progress(it, total=len(values), desc="teacher curve",
-                                               quiet=args.quiet), **fixed,
-    )  # fmt: skip
-    curve.write_csv(out / "curve.csv")
+    for value in values:  # fail fast, before a long sweep starts
+        TeacherParams(**{**fixed, vary: float(value)})
+    out = output_dir(args.out)
+    tasks = path_tasks("teacher", vary, values, fixed, segment=args.segment)
+    meta = {"command": "curve teacher", "vary": vary, "values": [repr(float(v)) for v in values],
+            "fixed": fixed, "segment": args.segment}  # fmt: skip
+    journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
+    note_resume(journal, len(values))
+    with executor_from_args(args, len(tasks)) as executor, \
+            Progress(len(values), "teacher curve", args.quiet) as bar:  # fmt: skip
+        rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
+    curve = Curve("teacher", vary, fixed, rows_to_columns(rows))
     plot_curve(curve, out / "curve.png", series=[("eps_g", "ridge logistic teacher")],
                bounds=[("eps_bo", "Bayes-optimal")])  # fmt: skip
-    failed = sum(not ok for ok in curve.columns["converged"])
-    if failed:
-        warn(f"{failed} of {len(curve)} points did not converge (flagged in curve.csv)")
+    report_failures(curve)
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0
+
+
+def report_failures(curve) -> None:
+    """Warn about points that did not converge or have no finite solution."""
+    status = curve.columns.get("status", [])
+    diverged = sum(s == 3 for s in status)
+    failed = sum((not ok) for ok, s in zip(curve.columns["converged"], status or
+                                             [0] * len(curve), strict=True) if s != 3)  # fmt: skip
+    if failed:
+        warn(f"{failed} of {len(curve)} points did not converge (flagged in curve.csv)")
+    if diverged:
+        warn(f"{diverged} of {len(curve)} points have no finite solution "
+             "(status 3 in curve.csv: unregularised on separable data)")  # fmt: skip
 
 
 def run_simulation(args: argparse.Namespace) -> int:
