@@ -60,9 +60,9 @@ from replica.teacher import (
 )
 from saddle.fixed_point import (
     CONVERGED,
-    NO_FINITE_SOLUTION,
     ConvergenceWarning,
     FixedPointResult,
+    ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
 )
@@ -198,7 +198,7 @@ def student_map(
 
 
 @dataclass(frozen=True)
-class StudentSolution:
+class StudentSolution(ReportedSolution):
     """Replica prediction for the distilled student (and its teacher).
 
     Attributes
@@ -247,28 +247,6 @@ class StudentSolution:
     eps_bo_teacher: float
     report: FixedPointResult = field(repr=False)
     quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def converged(self) -> bool:
-        return self.report.converged
-
-    @property
-    def status(self) -> int:
-        """Report status: 0 converged, 1 not converged, 3 no finite solution."""
-        return self.report.status
-
-    @property
-    def finite(self) -> bool:
-        """False when no finite (unique) solution exists, e.g. ``lam_s = 0`` on separable data."""
-        return self.report.status != NO_FINITE_SOLUTION
-
-    @property
-    def iterations(self) -> int:
-        return self.report.nit
-
-    @property
-    def residual(self) -> float:
-        return self.report.residual
 
     @property
     def state(self) -> np.ndarray:

@@ -41,6 +41,7 @@ from replica.prior import ridge_teacher_prior
 from saddle.fixed_point import (
     ConvergenceWarning,
     FixedPointResult,
+    ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
 )
@@ -146,7 +147,7 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
 
 
 @dataclass(frozen=True)
-class TeacherSolution:
+class TeacherSolution(ReportedSolution):
     """Replica prediction for the teacher at its fixed point.
 
     Attributes
@@ -183,30 +184,6 @@ class TeacherSolution:
     eps_bo: float
     report: FixedPointResult = field(repr=False)
     quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def converged(self) -> bool:
-        return self.report.converged
-
-    @property
-    def status(self) -> int:
-        """Report status: 0 converged, 1 not converged, 3 no finite solution (lam = 0)."""
-        return self.report.status
-
-    @property
-    def finite(self) -> bool:
-        """False when no finite solution exists (unregularised on separable data)."""
-        from saddle.fixed_point import NO_FINITE_SOLUTION
-
-        return self.report.status != NO_FINITE_SOLUTION
-
-    @property
-    def iterations(self) -> int:
-        return self.report.nit
-
-    @property
-    def residual(self) -> float:
-        return self.report.residual
 
     @property
     def state(self) -> np.ndarray:

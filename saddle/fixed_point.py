@@ -279,3 +279,35 @@ def no_finite_solution(x: np.ndarray, reason: str) -> FixedPointResult:
 
 class ConvergenceWarning(RuntimeWarning):
     """Emitted when a fixed point is returned without having converged."""
+
+
+class ReportedSolution:
+    """Mixin for result dataclasses carrying a ``report: FixedPointResult``.
+
+    Exposes the convergence report the way users read it: ``converged``, ``status``,
+    ``finite``, ``iterations`` and ``residual``.
+    """
+
+    report: FixedPointResult
+
+    @property
+    def converged(self) -> bool:
+        return self.report.converged
+
+    @property
+    def status(self) -> int:
+        """Report status: 0 converged, 1 not converged, 3 no finite solution."""
+        return self.report.status
+
+    @property
+    def finite(self) -> bool:
+        """False when no finite solution exists (e.g. unregularised on separable data)."""
+        return self.report.status != NO_FINITE_SOLUTION
+
+    @property
+    def iterations(self) -> int:
+        return self.report.nit
+
+    @property
+    def residual(self) -> float:
+        return self.report.residual
