@@ -6,24 +6,18 @@ import argparse
 import warnings
 
 from replica.cli.common import (
-    Progress,
     add_executor_args,
     add_quiet,
-    executor_from_args,
     format_table,
-    note_resume,
-    open_journal,
     print_json,
 )
 from replica.cli.models import (
     add_path_args,
     add_student_params,
-    output_dir,
-    path_values,
     student_kwargs,
     warn,
 )
-from replica.cli.teacher import add_simulation_args, print_simulation, report_failures
+from replica.cli.teacher import add_simulation_args, print_simulation, run_curve_command
 
 VARIABLES = ("alpha", "lam_t", "lam_s", "chi", "temperature", "smoothing", "eta", "rho", "delta")
 
@@ -71,34 +65,13 @@ def run_point(args: argparse.Namespace) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    from replica.plotting import plot_curve
     from replica.student import StudentParams
-    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
 
-    values = path_values(args)
-    fixed = student_kwargs(args)
-    vary = args.vary.replace("-", "_")
-    fixed.pop(vary)
-    for value in values:  # fail fast, before a long sweep starts
-        StudentParams(**{**fixed, vary: float(value)})
-    out = output_dir(args.out)
-    tasks = path_tasks("student", vary, values, fixed, segment=args.segment)
-    meta = {"command": "curve student", "vary": vary, "values": [repr(float(v)) for v in values],
-            "fixed": fixed, "segment": args.segment}  # fmt: skip
-    journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
-    note_resume(journal, len(values))
-    with executor_from_args(args, len(tasks)) as executor, \
-            Progress(len(values), "student curve", args.quiet) as bar:  # fmt: skip
-        rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
-    curve = Curve("student", vary, fixed, rows_to_columns(rows))
-    plot_curve(
-        curve, out / "curve.png",
+    return run_curve_command(
+        args, "student", student_kwargs(args), StudentParams,
         series=[("eps_g", "student"), ("teacher_eps_g", "teacher")],
         bounds=[("eps_bo_student", "student Bayes-optimal")],
     )  # fmt: skip
-    report_failures(curve)
-    print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
-    return 0
 
 
 def run_simulation(args: argparse.Namespace) -> int:

@@ -76,28 +76,38 @@ def run_point(args: argparse.Namespace) -> int:
 
 
 def run_curve(args: argparse.Namespace) -> int:
-    from replica.plotting import plot_curve
-    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
     from replica.teacher import TeacherParams
 
+    return run_curve_command(
+        args, "teacher", teacher_kwargs(args), TeacherParams,
+        series=[("eps_g", "ridge logistic teacher")], bounds=[("eps_bo", "Bayes-optimal")],
+    )  # fmt: skip
+
+
+def run_curve_command(
+    args: argparse.Namespace, model: str, fixed: dict, params_class, *, series, bounds
+) -> int:
+    """``kd-replica curve MODEL``: a resumable, executor-backed sweep written as CSV + PNG."""
+    from replica.plotting import plot_curve
+    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
+
     values = path_values(args)
-    fixed = teacher_kwargs(args)
     vary = args.vary.replace("-", "_")
-    fixed.pop(vary)
+    fixed = {k: v for k, v in fixed.items() if k != vary}
     for value in values:  # fail fast, before a long sweep starts
-        TeacherParams(**{**fixed, vary: float(value)})
+        params_class(**{**fixed, vary: float(value)})
     out = output_dir(args.out)
-    tasks = path_tasks("teacher", vary, values, fixed, segment=args.segment)
-    meta = {"command": "curve teacher", "vary": vary, "values": [repr(float(v)) for v in values],
-            "fixed": fixed, "segment": args.segment}  # fmt: skip
+    tasks = path_tasks(model, vary, values, fixed, segment=args.segment)
+    meta = {"command": f"curve {model}", "vary": vary,
+            "values": [repr(float(v)) for v in values], "fixed": fixed,
+            "segment": args.segment}  # fmt: skip
     journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
     note_resume(journal, len(values))
     with executor_from_args(args, len(tasks)) as executor, \
-            Progress(len(values), "teacher curve", args.quiet) as bar:  # fmt: skip
+            Progress(len(values), f"{model} curve", args.quiet) as bar:  # fmt: skip
         rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
-    curve = Curve("teacher", vary, fixed, rows_to_columns(rows))
-    plot_curve(curve, out / "curve.png", series=[("eps_g", "ridge logistic teacher")],
-               bounds=[("eps_bo", "Bayes-optimal")])  # fmt: skip
+    curve = Curve(model, vary, fixed, rows_to_columns(rows))
+    plot_curve(curve, out / "curve.png", series=series, bounds=bounds)
     report_failures(curve)
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 0
