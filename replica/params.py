@@ -106,3 +106,20 @@ class GaussianMixture:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class MixtureParamsMixin:
+    """Shared derived quantities of parameter dataclasses with ``rho``, ``delta``, ``smoothing``."""
+
+    rho: float
+    delta: float
+    smoothing: float
+
+    @property
+    def mixture(self) -> GaussianMixture:
+        return GaussianMixture(self.rho, self.delta)
+
+    @property
+    def targets(self) -> tuple[float, float]:
+        """Soft targets ``(p for y = 1, p for y = 0)`` after label smoothing (App. B.3)."""
+        return 1.0 - self.smoothing, self.smoothing

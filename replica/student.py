@@ -42,6 +42,7 @@ from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generali
 from replica.losses import kd_term_weight
 from replica.params import (
     GaussianMixture,
+    MixtureParamsMixin,
     ParameterError,
     check_nonnegative,
     check_positive,
@@ -73,7 +74,7 @@ DEFAULT_STUDENT_NODES = (64, 24)
 
 
 @dataclass(frozen=True)
-class StudentParams:
+class StudentParams(MixtureParamsMixin):
     """Parameters of the distillation problem.
 
     Parameters
@@ -128,14 +129,6 @@ class StudentParams:
         object.__setattr__(self, "t2_scaling", bool(self.t2_scaling))
         if self.teacher not in TEACHERS:
             raise ParameterError(f"teacher must be one of {TEACHERS}; got {self.teacher!r}")
-
-    @property
-    def mixture(self) -> GaussianMixture:
-        return GaussianMixture(self.rho, self.delta)
-
-    @property
-    def targets(self) -> tuple[float, float]:
-        return 1.0 - self.smoothing, self.smoothing
 
     @property
     def kd_weight(self) -> float:

@@ -32,6 +32,7 @@ from replica.channel import (
 from replica.errors import bayes_optimal_error, generalisation_error
 from replica.params import (
     GaussianMixture,
+    MixtureParamsMixin,
     ParameterError,
     check_nonnegative,
     check_positive,
@@ -52,7 +53,7 @@ DEFAULT_NODES = 96
 
 
 @dataclass(frozen=True)
-class TeacherParams:
+class TeacherParams(MixtureParamsMixin):
     """Parameters of the teacher problem.
 
     Parameters
@@ -85,15 +86,6 @@ class TeacherParams:
         object.__setattr__(self, "smoothing", check_smoothing("smoothing", self.smoothing))
         if self.loss not in LOSSES:
             raise ParameterError(f"loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
-
-    @property
-    def mixture(self) -> GaussianMixture:
-        return GaussianMixture(self.rho, self.delta)
-
-    @property
-    def targets(self) -> tuple[float, float]:
-        """Soft targets ``(p for y = 1, p for y = 0)``."""
-        return 1.0 - self.smoothing, self.smoothing
 
     def to_dict(self) -> dict:
         return asdict(self)
