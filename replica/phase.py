@@ -39,6 +39,7 @@ from replica.sweep import (
     path_tasks,
     rows_to_columns,
     run_tasks,
+    split_params,
 )
 from replica.teacher import TeacherParams
 
@@ -142,7 +143,7 @@ class PhaseSpec:
     @property
     def params_fixed(self) -> dict:
         cls = TeacherParams if self.model == "teacher" else StudentParams
-        return {k: v for k, v in self.fixed.items() if k in cls.__dataclass_fields__}
+        return split_params(cls, self.fixed)[0]
 
     def to_dict(self) -> dict:
         return asdict(self)

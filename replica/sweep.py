@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,8 +25,6 @@ TEACHER_VARIABLES = ("alpha", "rho", "delta", "lam", "smoothing")
 STUDENT_VARIABLES = (
     "alpha", "rho", "delta", "eta", "lam_t", "lam_s", "chi", "temperature", "smoothing",
 )  # fmt: skip
-# Parameters the ridge teacher depends on (a student sweep in any other re-uses one teacher).
-TEACHER_SIDE = {"alpha", "rho", "delta", "lam_t", "smoothing"}
 
 
 @dataclass(frozen=True)
@@ -78,103 +76,50 @@ def _check_vary(vary: str, allowed: Sequence[str]) -> str:
     return vary
 
 
-def teacher_curve(
-    vary: str,
-    values: Iterable[float],
-    *,
-    wrap: Callable[[Iterable], Iterable] | None = None,
-    **fixed,
-) -> Curve:
+def split_params(params_class, fixed: dict) -> tuple[dict, dict]:
+    """Split keyword arguments into ``params_class`` fields and the rest (solver options)."""
+    fields = params_class.__dataclass_fields__
+    base = {k: v for k, v in fixed.items() if k in fields}
+    return base, {k: v for k, v in fixed.items() if k not in fields}
+
+
+def validate_path(params_class, vary: str, values: Iterable[float], fixed: dict) -> None:
+    """Construct ``params_class`` at every value of the path: fail fast, before a long sweep."""
+    base, _ = split_params(params_class, fixed)
+    for value in values:
+        params_class(**{**base, vary: float(value)})
+
+
+def _curve(model: str, params_class, allowed: Sequence[str], vary: str,
+           values: Iterable[float], fixed: dict) -> Curve:  # fmt: skip
+    """One warm-started path solved in order, in process (:func:`solve_path`, one segment)."""
+    vary = _check_vary(vary, allowed)
+    values = [float(v) for v in values]
+    validate_path(params_class, vary, values, fixed)
+    rows = solve_path(path_tasks(model, vary, values, fixed, segment=max(len(values), 1))[0])
+    rows = [{k: v for k, v in row.items() if k != "index"} for row in rows]
+    return Curve(model, vary, split_params(params_class, fixed)[0], _columns(rows))
+
+
+def teacher_curve(vary: str, values: Iterable[float], **fixed) -> Curve:
     """Teacher fixed points along ``vary`` (one of ``TEACHER_VARIABLES``), warm-started.
 
     ``fixed`` holds the other :class:`replica.teacher.TeacherParams` fields and solver options
     (``n_nodes``, ``tol``, ...). Columns: the varied parameter followed by
     :meth:`TeacherSolution.to_dict` entries.
     """
-    vary = _check_vary(vary, TEACHER_VARIABLES)
-    values = [float(v) for v in values]
-    base = {k: v for k, v in fixed.items() if k in TeacherParams.__dataclass_fields__}
-    options = {k: v for k, v in fixed.items() if k not in base}
-    for value in values:  # fail fast, before a long sweep starts
-        TeacherParams(**{**base, vary: value})
-
-    def solve(value: float, initial) -> TeacherSolution:
-        args = {**base, vary: value}
-        return solve_teacher(**args, initial=initial, warn=False, **options)
-
-    results = continuation(solve, values, wrap=wrap)
-    rows = [{vary: v, **r.to_dict()} for v, r in zip(values, results, strict=True)]
-    return Curve("teacher", vary, base, _columns(rows))
+    return _curve("teacher", TeacherParams, TEACHER_VARIABLES, vary, values, fixed)
 
 
-@dataclass(frozen=True)
-class _StudentState:
-    """Warm-start state of a student sweep: both fixed points."""
-
-    solution: StudentSolution
-
-    @property
-    def converged(self) -> bool:
-        return self.solution.converged and self.solution.teacher.converged
-
-    @property
-    def state(self):
-        return self.solution
-
-
-def student_curve(
-    vary: str,
-    values: Iterable[float],
-    *,
-    wrap: Callable[[Iterable], Iterable] | None = None,
-    **fixed,
-) -> Curve:
+def student_curve(vary: str, values: Iterable[float], **fixed) -> Curve:
     """Student fixed points along ``vary`` (one of ``STUDENT_VARIABLES``), warm-started.
 
-    The teacher is re-solved (warm) only when ``vary`` is one of its parameters; otherwise one
-    teacher solution serves the whole curve. Columns: the varied parameter, the student's
-    observables, the teacher's with prefix ``teacher_``, and the two Bayes-optimal bounds.
+    The teacher is re-solved (warm) only when one of its parameters changes along the path;
+    options prefixed ``teacher_`` go to its solver. Columns: the varied parameter, the
+    student's observables, the teacher's with prefix ``teacher_``, and the two Bayes-optimal
+    bounds.
     """
-    vary = _check_vary(vary, STUDENT_VARIABLES)
-    values = [float(v) for v in values]
-    base = {k: v for k, v in fixed.items() if k in StudentParams.__dataclass_fields__}
-    options = {k: v for k, v in fixed.items() if k not in base}
-    for value in values:  # fail fast, before a long sweep starts
-        StudentParams(**{**base, vary: value})
-    teacher_fixed = vary not in TEACHER_SIDE and base.get("teacher", "ridge") == "ridge"
-    shared_teacher = None
-    if teacher_fixed:
-        p = StudentParams(**{**base, vary: values[0]} if values else base)
-        shared_teacher = solve_teacher(
-            p.alpha, p.rho, p.delta, p.lam_t, p.smoothing, warn=False,
-            n_nodes=options.get("n_nodes_teacher", 96),
-        )  # fmt: skip
-    options.pop("n_nodes_teacher", None)
-
-    def solve(value: float, previous: StudentSolution | None) -> _StudentState:
-        args = {**base, vary: value}
-        params = StudentParams(**args)
-        teacher = shared_teacher
-        if teacher is None and params.teacher == "ridge":
-            teacher = solve_teacher(
-                params.alpha, params.rho, params.delta, params.lam_t, params.smoothing,
-                initial=None if previous is None else previous.teacher.state, warn=False,
-            )  # fmt: skip
-        sol = solve_student(
-            **args, teacher_solution=teacher,
-            initial=None if previous is None else previous.state, warn=False, **options,
-        )  # fmt: skip
-        return _StudentState(sol)
-
-    results = continuation(solve, values, wrap=wrap)
-    rows = []
-    for value, wrapped in zip(values, results, strict=True):
-        sol = wrapped.solution
-        row = {vary: value, **sol.student_dict()}
-        row.update({f"teacher_{k}": v for k, v in sol.teacher.to_dict().items() if k != "eps_bo"})
-        row.update(eps_bo_student=sol.eps_bo_student, eps_bo_teacher=sol.eps_bo_teacher)
-        rows.append(row)
-    return Curve("student", vary, base, _columns(rows))
+    return _curve("student", StudentParams, STUDENT_VARIABLES, vary, values, fixed)
 
 
 def as_array(curve: Curve, name: str) -> np.ndarray:
@@ -278,8 +223,7 @@ def _student_row(sol: StudentSolution) -> dict:
 def _point_solver(model: str, vary: str, fixed: dict):
     """``solve(values: dict, previous_state) -> (row, state, converged)`` for one model."""
     if model == "teacher":
-        base = {k: v for k, v in fixed.items() if k in TeacherParams.__dataclass_fields__}
-        options = {k: v for k, v in fixed.items() if k not in base}
+        base, options = split_params(TeacherParams, fixed)
 
         def solve_teacher_point(values: dict, previous):
             sol = solve_teacher(**{**base, **values}, initial=previous, warn=False, **options)
@@ -289,8 +233,7 @@ def _point_solver(model: str, vary: str, fixed: dict):
         return solve_teacher_point
     if model == "direct":
         return _direct_solver(fixed)
-    base = {k: v for k, v in fixed.items() if k in StudentParams.__dataclass_fields__}
-    options = {k: v for k, v in fixed.items() if k not in base}
+    base, options = split_params(StudentParams, fixed)
     teacher_options = {k: options.pop(k) for k in list(options) if k.startswith("teacher_")}
     teacher_kw = {k[len("teacher_"):]: v for k, v in teacher_options.items()}
     cache: dict[tuple, TeacherSolution] = {}
@@ -403,8 +346,8 @@ def solve_path(task: PathTask) -> list[dict]:
         if spec is not None:
             row[spec.parameter] = point.row[spec.parameter]
         if "kd_gain" in task.extras:
-            params = StudentParams(**{k: v for k, v in {**task.fixed, task.vary: value}.items()
-                                      if k in StudentParams.__dataclass_fields__})  # fmt: skip
+            params = StudentParams(**split_params(StudentParams, {**task.fixed,
+                                                                   task.vary: value})[0])
             best = best_direct_ridge(params.alpha, params.rho, params.delta, params.eta,
                                      params.smoothing)  # fmt: skip
             row.update(eps_ridge_best=best[1], lam_ridge_best=best[0],

@@ -89,13 +89,12 @@ def run_curve_command(
 ) -> int:
     """``kd-replica curve MODEL``: a resumable, executor-backed sweep written as CSV + PNG."""
     from replica.plotting import plot_curve
-    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks
+    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks, validate_path
 
     values = path_values(args)
     vary = args.vary.replace("-", "_")
     fixed = {k: v for k, v in fixed.items() if k != vary}
-    for value in values:  # fail fast, before a long sweep starts
-        params_class(**{**fixed, vary: float(value)})
+    validate_path(params_class, vary, values, fixed)
     out = output_dir(args.out)
     tasks = path_tasks(model, vary, values, fixed, segment=args.segment)
     meta = {"command": f"curve {model}", "vary": vary,
