@@ -41,13 +41,14 @@ from replica.channel import student_channel_averages, student_training_observabl
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
 from replica.losses import kd_term_weight
 from replica.params import (
-    GaussianMixture,
+    TEACHER_KINDS,
     MixtureParamsMixin,
     ParameterError,
-    check_nonnegative,
-    check_positive,
-    check_smoothing,
-    check_unit_interval,
+    check_solver_options,
+    default,
+    resolve_params,
+    teacher_values,
+    validate_fields,
 )
 from replica.prior import ridge_student_prior
 from replica.teacher import (
@@ -69,7 +70,7 @@ from saddle.fixed_point import (
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 
-TEACHERS = ("ridge", "bayes")
+TEACHERS = TEACHER_KINDS  # (alias; the kinds are defined with the schema)
 DEFAULT_STUDENT_NODES = (64, 24)
 
 
@@ -100,35 +101,19 @@ class StudentParams(MixtureParamsMixin):
     """
 
     alpha: float
-    rho: float = 0.2
-    delta: float = 1.0
-    eta: float = 0.5
-    lam_t: float = 0.1
-    lam_s: float = 1e-4
-    chi: float = 1.0
-    temperature: float = 1.0
-    t2_scaling: bool = False
-    smoothing: float = 0.0
-    teacher: str = "ridge"
+    rho: float = default("rho")
+    delta: float = default("delta")
+    eta: float = default("eta")
+    lam_t: float = default("lam_t")
+    lam_s: float = default("lam_s")
+    chi: float = default("chi")
+    temperature: float = default("temperature")
+    t2_scaling: bool = default("t2_scaling")
+    smoothing: float = default("smoothing")
+    teacher: str = default("teacher")
 
     def __post_init__(self) -> None:
-        mixture = GaussianMixture(self.rho, self.delta)
-        checks = {
-            "alpha": check_positive("alpha", self.alpha),
-            "rho": mixture.rho,
-            "delta": mixture.delta,
-            "eta": check_unit_interval("eta", self.eta, open_left=True),
-            "lam_t": check_nonnegative("lam_t", self.lam_t),
-            "lam_s": check_nonnegative("lam_s", self.lam_s),
-            "chi": check_unit_interval("chi", self.chi),
-            "temperature": check_positive("temperature", self.temperature),
-            "smoothing": check_smoothing("smoothing", self.smoothing),
-        }
-        for name, value in checks.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "t2_scaling", bool(self.t2_scaling))
-        if self.teacher not in TEACHERS:
-            raise ParameterError(f"teacher must be one of {TEACHERS}; got {self.teacher!r}")
+        validate_fields(self)  # the schema's checks (replica.params.PARAMETERS)
 
     @property
     def kd_weight(self) -> float:
@@ -291,18 +276,19 @@ def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np
 
 
 def solve_student(
-    alpha: float,
-    rho: float = 0.2,
-    delta: float = 1.0,
-    eta: float = 0.5,
-    lam_t: float = 0.1,
-    lam_s: float = 1e-4,
-    chi: float = 1.0,
-    temperature: float = 1.0,
-    t2_scaling: bool = False,
-    smoothing: float = 0.0,
-    teacher: str = "ridge",
+    alpha: float | StudentParams | None = None,
+    rho: float = default("rho"),
+    delta: float = default("delta"),
+    eta: float = default("eta"),
+    lam_t: float = default("lam_t"),
+    lam_s: float = default("lam_s"),
+    chi: float = default("chi"),
+    temperature: float = default("temperature"),
+    t2_scaling: bool = default("t2_scaling"),
+    smoothing: float = default("smoothing"),
+    teacher: str = default("teacher"),
     *,
+    params: StudentParams | None = None,
     teacher_solution: TeacherSolution | None = None,
     initial: np.ndarray | None = None,
     n_nodes: tuple[int, int] = DEFAULT_STUDENT_NODES,
@@ -318,6 +304,9 @@ def solve_student(
     ----------
     alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
         See :class:`StudentParams`.
+    params : StudentParams, optional
+        The parameters as one object instead (also accepted in place of ``alpha``); the model
+        keywords must then be left at their defaults.
     teacher_solution : TeacherSolution, optional
         The ridge teacher already solved at the same ``(alpha, rho, delta, lam_t, smoothing)``
         (saves its solve along a sweep in student-only parameters). Ignored for ``"bayes"``.
@@ -347,21 +336,21 @@ def solve_student(
     step, and, when the solve from the given start fails, continuation in ``lam_s`` from
     ``max(1, lam_s)`` downwards.
     """
-    params = StudentParams(
-        alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
-    )
+    given = dict(rho=rho, delta=delta, eta=eta, lam_t=lam_t, lam_s=lam_s, chi=chi,
+                 temperature=temperature, t2_scaling=t2_scaling, smoothing=smoothing,
+                 teacher=teacher)  # fmt: skip
+    params = resolve_params(StudentParams, alpha, given, params)
+    check_solver_options(tol=tol, damping=damping, max_iter=max_iter)
     if params.teacher == "bayes":
         tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
     elif teacher_solution is not None:
         tp = teacher_solution.params
-        wanted = (params.alpha, params.rho, params.delta, params.lam_t, params.smoothing)
-        if (tp.alpha, tp.rho, tp.delta, tp.lam, tp.smoothing) != wanted or tp.loss != "logistic":
+        wanted = teacher_values(params)
+        if {k: getattr(tp, k) for k in wanted} != wanted or tp.loss != "logistic":
             raise ParameterError("teacher_solution was solved at other parameters")
         tsol = teacher_solution
     else:
-        tsol = solve_teacher(
-            params.alpha, params.rho, params.delta, params.lam_t, params.smoothing, warn=warn
-        )
+        tsol = solve_teacher(**teacher_values(params), warn=warn)
     from replica.thresholds import student_has_finite_solution
 
     finite, reason = student_has_finite_solution(

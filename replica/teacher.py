@@ -31,12 +31,12 @@ from replica.channel import (
 )
 from replica.errors import bayes_optimal_error, generalisation_error
 from replica.params import (
-    GaussianMixture,
     MixtureParamsMixin,
     ParameterError,
-    check_nonnegative,
-    check_positive,
-    check_smoothing,
+    check_solver_options,
+    default,
+    resolve_params,
+    validate_fields,
 )
 from replica.prior import ridge_teacher_prior
 from saddle.fixed_point import (
@@ -71,19 +71,14 @@ class TeacherParams(MixtureParamsMixin):
     """
 
     alpha: float
-    rho: float = 0.2
-    delta: float = 1.0
-    lam: float = 0.1
-    smoothing: float = 0.0
+    rho: float = default("rho")
+    delta: float = default("delta")
+    lam: float = default("lam")
+    smoothing: float = default("smoothing")
     loss: str = "logistic"
 
     def __post_init__(self) -> None:
-        mixture = GaussianMixture(self.rho, self.delta)  # validates rho and delta
-        object.__setattr__(self, "alpha", check_positive("alpha", self.alpha))
-        object.__setattr__(self, "rho", mixture.rho)
-        object.__setattr__(self, "delta", mixture.delta)
-        object.__setattr__(self, "lam", check_nonnegative("lam", self.lam))
-        object.__setattr__(self, "smoothing", check_smoothing("smoothing", self.smoothing))
+        validate_fields(self)  # the schema's checks (replica.params.PARAMETERS)
         if self.loss not in LOSSES:
             raise ParameterError(f"loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
 
@@ -293,13 +288,14 @@ def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, dampin
 
 
 def solve_teacher(
-    alpha: float,
-    rho: float = 0.2,
-    delta: float = 1.0,
-    lam: float = 0.1,
-    smoothing: float = 0.0,
+    alpha: float | TeacherParams | None = None,
+    rho: float = default("rho"),
+    delta: float = default("delta"),
+    lam: float = default("lam"),
+    smoothing: float = default("smoothing"),
     *,
     loss: str = "logistic",
+    params: TeacherParams | None = None,
     initial: np.ndarray | None = None,
     n_nodes: int = DEFAULT_NODES,
     tol: float = 1e-10,
@@ -314,6 +310,10 @@ def solve_teacher(
     ----------
     alpha, rho, delta, lam, smoothing, loss
         See :class:`TeacherParams`.
+    params : TeacherParams, optional
+        The parameters as one object instead (also accepted in place of ``alpha``:
+        ``solve_teacher(TeacherParams(3.0, lam=0.1))``); the model keywords must then be left
+        at their defaults.
     initial : array_like, optional
         Starting ``(m, q, V, b)``, e.g. ``previous.state`` along a sweep.
     n_nodes : int
@@ -339,9 +339,11 @@ def solve_teacher(
     Robustness: the bias step is limited (:func:`limited_bias_step`); a solve that fails from
     the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards.
     """
-    params = TeacherParams(alpha, rho, delta, lam, smoothing, loss)
+    params = resolve_params(TeacherParams, alpha, dict(rho=rho, delta=delta, lam=lam,
+                                                       smoothing=smoothing, loss=loss), params)
+    check_solver_options(tol=tol, damping=damping, max_iter=max_iter)
     p_pos, p_neg = params.targets
-    loss_kind = LOSSES[loss]
+    loss_kind = LOSSES[params.loss]
     if params.loss == "logistic":
         from replica.thresholds import teacher_has_finite_solution
 

@@ -52,13 +52,14 @@ from tqdm.auto import tqdm
 
 from replica.errors import generalisation_error
 from replica.params import (
+    MODEL_PARAMETERS,
+    PARAMETERS,
+    TEACHER_KINDS,  # noqa: F401 (re-exported: the kinds of teacher)
     ParameterError,
     check_count,
-    check_nonnegative,
-    check_open_unit,
-    check_positive,
-    check_smoothing,
-    check_unit_interval,
+    check_flag,
+    default,
+    defaults,
 )
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
@@ -81,8 +82,6 @@ __all__ = [
     "simulate_teacher",
     "simulate_teacher_curve",
 ]
-
-TEACHER_KINDS = ("ridge", "bayes")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,50 +220,13 @@ class SimulationCurve:
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_eta(name: str, value) -> float:
-    return check_unit_interval(name, value, open_left=True)
-
-
-def _check_flag(name: str, value) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ParameterError(f"{name} must be True or False; got {value!r}")
-
-
-def _check_teacher(name: str, value) -> str:
-    if value not in TEACHER_KINDS:
-        raise ParameterError(f"{name} must be 'ridge' or 'bayes'; got {value!r}")
-    return value
-
-
+# Validation and defaults of the model parameters come from the one schema
+# (replica.params.PARAMETERS); only the run options are the simulations' own.
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "alpha": check_positive,
-    "rho": check_open_unit,
-    "delta": check_positive,
-    "eta": _check_eta,
-    "lam": check_nonnegative,
-    "lam_t": check_nonnegative,
-    "lam_s": check_nonnegative,
-    "chi": check_unit_interval,
-    "temperature": check_positive,
-    "t2_scaling": _check_flag,
-    "smoothing": check_smoothing,
-    "teacher": _check_teacher,
+    name: PARAMETERS[name].check for names in MODEL_PARAMETERS.values() for name in names
 }
-
-_TEACHER_DEFAULTS: dict[str, Any] = {"rho": 0.2, "delta": 1.0, "lam": 0.1, "smoothing": 0.0}
-_STUDENT_DEFAULTS: dict[str, Any] = {
-    "rho": 0.2,
-    "delta": 1.0,
-    "eta": 0.5,
-    "lam_t": 0.1,
-    "lam_s": 1e-4,
-    "chi": 1.0,
-    "temperature": 1.0,
-    "t2_scaling": False,
-    "smoothing": 0.0,
-    "teacher": "ridge",
-}
+_TEACHER_DEFAULTS: dict[str, Any] = defaults("teacher")
+_STUDENT_DEFAULTS: dict[str, Any] = defaults("student")
 _DEFAULTS = {"teacher": _TEACHER_DEFAULTS, "student": _STUDENT_DEFAULTS}
 _RUN_DEFAULTS: dict[str, Any] = {
     "n": 1000,
@@ -304,7 +266,7 @@ def _run_options(n, seeds, seed, n_test, progress) -> _RunOptions:
         seeds=check_count("seeds", seeds),
         seed=check_count("seed", seed, minimum=0),
         n_test=n_test,
-        progress=_check_flag("progress", progress),
+        progress=check_flag("progress", progress),
     )
 
 
@@ -624,10 +586,10 @@ def _plain(value):
 
 def simulate_teacher(
     alpha: float,
-    rho: float = 0.2,
-    delta: float = 1.0,
-    lam: float = 0.1,
-    smoothing: float = 0.0,
+    rho: float = default("rho"),
+    delta: float = default("delta"),
+    lam: float = default("lam"),
+    smoothing: float = default("smoothing"),
     *,
     n: int = 1000,
     seeds: int = 8,
@@ -670,16 +632,16 @@ def simulate_teacher(
 
 def simulate_student(
     alpha: float,
-    rho: float = 0.2,
-    delta: float = 1.0,
-    eta: float = 0.5,
-    lam_t: float = 0.1,
-    lam_s: float = 1e-4,
-    chi: float = 1.0,
-    temperature: float = 1.0,
-    t2_scaling: bool = False,
-    smoothing: float = 0.0,
-    teacher: str = "ridge",
+    rho: float = default("rho"),
+    delta: float = default("delta"),
+    eta: float = default("eta"),
+    lam_t: float = default("lam_t"),
+    lam_s: float = default("lam_s"),
+    chi: float = default("chi"),
+    temperature: float = default("temperature"),
+    t2_scaling: bool = default("t2_scaling"),
+    smoothing: float = default("smoothing"),
+    teacher: str = default("teacher"),
     *,
     n: int = 1000,
     seeds: int = 8,
