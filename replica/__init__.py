@@ -20,8 +20,8 @@ _EXPORTS = {
     "StudentSolution": "replica.student",
     "bayes_optimal_error": "replica.errors",
     "generalisation_error": "replica.errors",
-    "teacher_curve": "replica.sweep",
-    "student_curve": "replica.sweep",
+    "teacher_curve": "replica.curves",
+    "student_curve": "replica.curves",
     "GaussianMixture": "replica.params",
     "ParameterError": "replica.params",
 }

@@ -371,3 +371,10 @@ class MixtureParamsMixin:
     def targets(self) -> tuple[float, float]:
         """Soft targets ``(p for y = 1, p for y = 0)`` after label smoothing (App. B.3)."""
         return 1.0 - self.smoothing, self.smoothing
+
+
+def split_params(params_class, fixed: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Split keyword arguments into ``params_class`` fields and the rest (solver options)."""
+    names = {f.name for f in fields(params_class)}
+    base = {k: v for k, v in fixed.items() if k in names}
+    return base, {k: v for k, v in fixed.items() if k not in names}

@@ -1,7 +1,7 @@
 """Phase diagrams: any observable of teacher or student on a 2-D grid of any two parameters.
 
 A diagram is a grid ``x_values x y_values``. Each row of the grid (fixed ``y``) is a path in
-``x`` cut into warm-started segments (:func:`replica.sweep.path_tasks`), run through an
+``x`` cut into warm-started segments (:func:`replica.tasks.path_tasks`), run through an
 executor and journaled to ``phase.csv`` as segments finish (resumable, identical for any
 executor: :mod:`saddle.executor`, :mod:`saddle.checkpoint`).
 
@@ -29,33 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from replica.params import ParameterError
+from replica.curves import STUDENT_VARIABLES, TEACHER_VARIABLES
+from replica.params import PARAMETERS, ParameterError, axes, default, split_params
+from replica.params import label as parameter_label
 from replica.student import StudentParams
-from replica.sweep import (
-    STUDENT_VARIABLES,
-    TEACHER_VARIABLES,
-    Optimise,
-    PathTask,
-    path_tasks,
-    rows_to_columns,
-    run_tasks,
-    split_params,
-)
+from replica.tables import rows_to_columns
+from replica.tasks import Optimise, PathTask, path_tasks, run_tasks
 from replica.teacher import TeacherParams
 
-# Default range of each axis: (start, stop, geometric spacing)
-AXIS_DEFAULTS = {
-    "alpha": (0.2, 6.0, False),
-    "lam": (1e-3, 1.0, True),
-    "lam_t": (1e-3, 1.0, True),
-    "lam_s": (1e-4, 1.0, True),
-    "chi": (0.0, 1.0, False),
-    "temperature": (0.5, 10.0, True),
-    "smoothing": (0.0, 0.45, False),
-    "eta": (0.1, 1.0, False),
-    "rho": (0.05, 0.5, False),
-    "delta": (0.25, 4.0, True),
-}
+# Default range of each axis: (start, stop, geometric spacing), from the parameter schema
+AXIS_DEFAULTS = {name: (*PARAMETERS[name].axis, PARAMETERS[name].log) for name in axes()}
 DERIVED = ("lam_star", "chi_star", "kd_gain")
 LAM_SEARCH = (1e-5, 10.0)
 
@@ -224,7 +207,7 @@ def phase_tasks(spec: PhaseSpec, *, segment: int = 8) -> list[PathTask]:
 def compute_phase(
     spec: PhaseSpec, *, executor=None, journal=None, progress=None, segment: int = 8
 ) -> PhaseDiagram:
-    """Compute a diagram (see :func:`replica.sweep.run_tasks` for the keywords)."""
+    """Compute a diagram (see :func:`replica.tasks.run_tasks` for the keywords)."""
     tasks = phase_tasks(spec, segment=segment)
     rows = run_tasks(tasks, executor=executor, journal=journal, progress=progress)
     rows = sorted(rows, key=lambda r: (int(r["iy"]), int(r["ix"])))
@@ -260,7 +243,7 @@ def threshold_lines(spec: PhaseSpec, max_points: int = 25) -> dict[str, tuple]:
         return {}
     other = spec.y if spec.x == "alpha" else spec.x
     other_values = np.array(spec.y_values if spec.x == "alpha" else spec.x_values)
-    base = {"rho": 0.2, "delta": 1.0, "eta": 0.5}
+    base = {name: default(name) for name in ("rho", "delta", "eta")}
     base.update({k: v for k, v in spec.fixed.items() if k in base})
     if spec.model == "teacher":
         base["eta"] = 1.0
@@ -284,11 +267,7 @@ def threshold_lines(spec: PhaseSpec, max_points: int = 25) -> dict[str, tuple]:
 # Output
 # ----------------------------------------------------------------------------------------------
 
-LABELS = {
-    "alpha": r"$\alpha$", "lam": r"$\lambda$", "lam_t": r"$\tilde\lambda$",
-    "lam_s": r"$\lambda$ (student)", "chi": r"$\chi$", "temperature": "$T$",
-    "smoothing": r"$\epsilon$", "rho": r"$\rho$", "delta": r"$\Delta$", "eta": r"$\eta$",
-}  # fmt: skip
+LABELS = {name: parameter_label(name) for name in axes()}  # from the parameter schema
 
 
 def plot_phase(diagram: PhaseDiagram, path: str | Path, *, levels: int = 10) -> Path:

@@ -11,14 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from replica.sweep import Curve, as_array  # noqa: E402
+from replica.curves import Curve, as_array  # noqa: E402
+from replica.params import PARAMETERS, axes  # noqa: E402
+from replica.params import label as parameter_label  # noqa: E402
 
-LABELS = {
-    "alpha": r"$\alpha$", "lam": r"$\lambda$", "lam_t": r"$\tilde\lambda$",
-    "lam_s": r"$\lambda_s$", "chi": r"$\chi$", "temperature": "$T$", "smoothing": r"$\epsilon$",
-    "rho": r"$\rho$", "delta": r"$\Delta$", "eta": r"$\eta$",
-}  # fmt: skip
-LOG_SCALE = {"lam", "lam_t", "lam_s"}
+# Axis labels and scales from the parameter schema (the same as the phase diagrams')
+LABELS = {name: parameter_label(name) for name in axes()}
+LOG_SCALE = {name for name in axes() if PARAMETERS[name].log}
 
 
 def plot_curve(

@@ -9,66 +9,70 @@ from pathlib import Path
 import numpy as np
 
 from replica.cli.common import CliError, integer, number
-from replica.params import (
-    check_nonnegative,
-    check_open_unit,
-    check_positive,
-    check_smoothing,
-    check_unit_interval,
-)
+from replica.params import MODEL_PARAMETERS, PARAMETERS, check_eta
+
+_eta = check_eta  # (kept for importers)
+_SCHEMA = object()  # "the schema's default"
 
 
-def _eta(name, value):
-    return check_unit_interval(name, value, open_left=True)
+def format_default(value) -> str:
+    """A default as ``--help`` shows it: ``0.1``, ``1``, ``1e-4``, ``ridge``."""
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 1e-3:
+            return f"{value:.0e}".replace("e-0", "e-")
+        return f"{value:g}"
+    return str(value)
+
+
+def add_parameter(parser: argparse.ArgumentParser, name: str, *, default=_SCHEMA,
+                  help: str | None = None) -> None:  # fmt: skip
+    """The flag of model parameter ``name``, generated from its schema entry
+    (:data:`replica.params.PARAMETERS`): name, check, default and help text."""
+    p = PARAMETERS[name]
+    value = p.default if default is _SCHEMA else default
+    text = p.help if help is None else help
+    if p.kind == "flag":
+        parser.add_argument(p.flag, action="store_true", default=bool(value), help=text)
+    elif p.kind == "choice":
+        parser.add_argument(p.flag, choices=p.choices, default=value,
+                            help=f"{text} (default {format_default(value)})")  # fmt: skip
+    else:
+        parser.add_argument(p.flag, type=number(p.cli_name, p.check), default=value,
+                            help=f"{text} (default {format_default(value)})")  # fmt: skip
+
+
+def add_model_params(parser: argparse.ArgumentParser, model: str, *, alpha: float,
+                     exclude: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Flags of every parameter of ``model`` (``"teacher"`` or ``"student"``), in order."""
+    for name in MODEL_PARAMETERS[model]:
+        if name not in exclude:
+            add_parameter(parser, name, default=alpha if name == "alpha" else _SCHEMA)
+
+
+def model_kwargs(args: argparse.Namespace, model: str) -> dict:
+    """The parameters of ``model`` from parsed flags, as solver keywords."""
+    return {k: getattr(args, k) for k in MODEL_PARAMETERS[model]}
 
 
 def add_mixture(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rho", type=number("rho", check_open_unit), default=0.2,
-                        help="fraction of the positive cluster, in (0, 1) (default 0.2)")
-    parser.add_argument("--delta", type=number("delta", check_positive), default=1.0,
-                        help="noise variance Delta > 0 (default 1)")
+    add_parameter(parser, "rho")
+    add_parameter(parser, "delta")
 
 
 def add_teacher_params(parser: argparse.ArgumentParser, *, alpha: float = 3.0) -> None:
-    parser.add_argument("--alpha", type=number("alpha", check_positive), default=alpha,
-                        help=f"sample ratio M/N > 0 (default {alpha:g})")
-    add_mixture(parser)
-    parser.add_argument("--lam", type=number("lam", check_nonnegative), default=0.1,
-                        help="ridge strength lambda >= 0 (default 0.1)")
-    parser.add_argument("--smoothing", type=number("smoothing", check_smoothing), default=0.0,
-                        help="label smoothing eps in [0, 0.5) (default 0)")
+    add_model_params(parser, "teacher", alpha=alpha)
 
 
 def add_student_params(parser: argparse.ArgumentParser, *, alpha: float = 4.5) -> None:
-    parser.add_argument("--alpha", type=number("alpha", check_positive), default=alpha,
-                        help=f"sample ratio M/N > 0 (default {alpha:g})")
-    add_mixture(parser)
-    parser.add_argument("--eta", type=number("eta", _eta), default=0.5,
-                        help="fraction of trainable student weights, in (0, 1] (default 0.5)")
-    parser.add_argument("--lam-t", type=number("lam-t", check_nonnegative), default=0.1,
-                        help="teacher ridge strength (default 0.1)")
-    parser.add_argument("--lam-s", type=number("lam-s", check_nonnegative), default=1e-4,
-                        help="student ridge strength (default 1e-4)")
-    parser.add_argument("--chi", type=number("chi", check_unit_interval), default=1.0,
-                        help="weight of the distillation term, in [0, 1] (default 1)")
-    parser.add_argument("--temperature", type=number("temperature", check_positive),
-                        default=1.0, help="distillation temperature T > 0 (default 1)")
-    parser.add_argument("--t2-scaling", action="store_true",
-                        help="multiply the distillation term by T^2 (Hinton); off in the paper")
-    parser.add_argument("--smoothing", type=number("smoothing", check_smoothing), default=0.0,
-                        help="label smoothing eps in [0, 0.5) (default 0)")
-    parser.add_argument("--teacher", choices=("ridge", "bayes"), default="ridge",
-                        help="ridge logistic teacher or Bayes-optimal proxy (default ridge)")
+    add_model_params(parser, "student", alpha=alpha)
 
 
 def teacher_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("alpha", "rho", "delta", "lam", "smoothing")}
+    return model_kwargs(args, "teacher")
 
 
 def student_kwargs(args: argparse.Namespace) -> dict:
-    names = ("alpha", "rho", "delta", "eta", "lam_t", "lam_s", "chi", "temperature",
-             "t2_scaling", "smoothing", "teacher")  # fmt: skip
-    return {k: getattr(args, k) for k in names}
+    return model_kwargs(args, "student")
 
 
 def add_path_args(parser: argparse.ArgumentParser, variables: tuple[str, ...]) -> None:

@@ -15,11 +15,10 @@ from replica.cli.common import (
     number,
     open_journal,
 )
-from replica.cli.models import add_student_params, output_dir, student_kwargs
-from replica.params import check_nonnegative
+from replica.cli.models import add_parameter, add_student_params, model_kwargs, output_dir
+from replica.params import PARAMETERS, axes
 
-AXES = ("alpha", "lam", "lam-t", "lam-s", "chi", "temperature", "smoothing", "eta", "rho",
-        "delta")  # fmt: skip
+AXES = tuple(PARAMETERS[name].cli_name for name in axes())  # from the parameter schema
 
 
 def register(commands, curve, simulate) -> None:
@@ -45,8 +44,7 @@ def register(commands, curve, simulate) -> None:
         p.add_argument(f"--{axis}-log", default=None, action=argparse.BooleanOptionalAction,
                        help=f"geometric spacing along {axis} (default: ridges and T)")
     add_student_params(p)
-    p.add_argument("--lam", type=number("lam", check_nonnegative), default=0.1,
-                   help="teacher ridge for teacher.* diagrams over teacher axes (default 0.1)")
+    add_parameter(p, "lam", help="teacher ridge for teacher.* diagrams over teacher axes")
     p.add_argument("--out", required=True, help="output directory (created)")
     add_executor_args(p)
     add_quiet(p)
@@ -66,11 +64,7 @@ def build_spec(args: argparse.Namespace):
         start, stop = (None, None) if rng is None else rng
         values[axis] = axis_values(name, start, stop, getattr(args, f"n{axis}"),
                                    getattr(args, f"{axis}_log"))  # fmt: skip
-    if model == "teacher":
-        fixed = {"alpha": args.alpha, "rho": args.rho, "delta": args.delta, "lam": args.lam,
-                 "smoothing": args.smoothing}  # fmt: skip
-    else:
-        fixed = student_kwargs(args)
+    fixed = model_kwargs(args, model)
     for name in (x, y):
         fixed.pop(name, None)
     return PhaseSpec(x, y, tuple(values["x"]), tuple(values["y"]), args.quantity, fixed)

@@ -18,8 +18,9 @@ from replica.cli.models import (
     warn,
 )
 from replica.cli.teacher import add_simulation_args, print_simulation, run_curve_command
+from replica.params import variables
 
-VARIABLES = ("alpha", "lam_t", "lam_s", "chi", "temperature", "smoothing", "eta", "rho", "delta")
+VARIABLES = variables("student")  # from the parameter schema
 
 
 def register(commands, curve, simulate) -> None:

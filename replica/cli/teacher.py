@@ -24,6 +24,7 @@ from replica.cli.models import (
     teacher_kwargs,
     warn,
 )
+from replica.params import variables
 
 JSON_KEYS = ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "converged",
              "iterations", "residual", "eps_bo")  # fmt: skip
@@ -37,7 +38,7 @@ def register(commands, curve, simulate) -> None:
 
     c = curve.add_parser("teacher", help="teacher theory curve along one parameter")
     add_teacher_params(c)
-    add_path_args(c, ("alpha", "rho", "delta", "lam", "smoothing"))
+    add_path_args(c, variables("teacher"))
     add_executor_args(c)
     add_quiet(c)
     c.set_defaults(handler=run_curve)
@@ -88,8 +89,10 @@ def run_curve_command(
     args: argparse.Namespace, model: str, fixed: dict, params_class, *, series, bounds
 ) -> int:
     """``kd-replica curve MODEL``: a resumable, executor-backed sweep written as CSV + PNG."""
+    from replica.curves import Curve, validate_path
     from replica.plotting import plot_curve
-    from replica.sweep import Curve, path_tasks, rows_to_columns, run_tasks, validate_path
+    from replica.tables import rows_to_columns
+    from replica.tasks import path_tasks, run_tasks
 
     values = path_values(args)
     vary = args.vary.replace("-", "_")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from replica.cli.common import add_quiet, format_table, integer, number, print_json, progress
-from replica.cli.models import _eta as check_eta
-from replica.cli.models import add_mixture
+from replica.cli.common import add_quiet, format_table, integer, print_json, progress
+from replica.cli.models import add_mixture, add_parameter
 
 
 def register(commands, curve, simulate) -> None:
@@ -19,8 +18,7 @@ def register(commands, curve, simulate) -> None:
         "separable samples at finite N (linear programming) around each separability threshold.",
     )
     add_mixture(p)
-    p.add_argument("--eta", type=number("eta", check_eta), default=0.5,
-                   help="fraction of trainable student weights, in (0, 1] (default 0.5)")
+    add_parameter(p, "eta")
     p.add_argument("--check", action="store_true",
                    help="measure the separable fraction at finite N at 0.8, 1 and 1.2 times "
                         "each separability threshold")
