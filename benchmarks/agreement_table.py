@@ -12,6 +12,7 @@ import argparse
 import time
 import warnings
 
+from replica.observables import agreement
 from replica.student import solve_student
 from replica.teacher import solve_teacher
 from simulations.monte_carlo import simulate_student, simulate_teacher
@@ -30,9 +31,9 @@ STUDENT_POINTS = {
 DEFAULTS = dict(rho=0.2, delta=1.0, eta=0.5, lam_s=1e-4, chi=1.0)
 
 
-def cell(theory: float, mean: float, sem: float) -> str:
-    z = (mean - theory) / sem if sem > 0 else float("nan")
-    return f"{theory:.4f} / {mean:.4f}({sem:.4f}) z={z:+.1f}"
+def cell(row) -> str:
+    """``theory / mean(sem) z`` of one :class:`replica.observables.AgreementRow`."""
+    return f"{row.theory:.4f} / {row.mean:.4f}({row.sem:.4f}) z={row.z:+.1f}"
 
 
 def main() -> None:
@@ -50,9 +51,9 @@ def main() -> None:
     print("| alpha | lam | " + " | ".join(keys) + " |")
     print("|---|---|" + "---|" * len(keys))
     for alpha, lam in TEACHER_POINTS:
-        th = solve_teacher(alpha, lam=lam).to_dict()
-        sim = simulate_teacher(alpha, lam=lam, **run)
-        cells = [cell(th[k], sim.mean[k], sim.sem[k]) for k in keys]
+        table = agreement(solve_teacher(alpha, lam=lam), simulate_teacher(alpha, lam=lam, **run),
+                          keys)  # fmt: skip
+        cells = [cell(row) for row in table.rows]
         print(f"| {alpha} | {lam} | " + " | ".join(cells) + " |", flush=True)
     keys = ("eps_g", "eps_g_test", "m", "q", "S", "b", "train_loss", "train_error",
             "mse_outputs", "mse_preactivations")  # fmt: skip
@@ -62,10 +63,8 @@ def main() -> None:
     print("|---|" + "---|" * len(keys))
     for label, point in STUDENT_POINTS.items():
         params = {**DEFAULTS, **point}
-        th = solve_student(**params).student_dict()
-        th["eps_g_test"] = th["eps_g"]
-        sim = simulate_student(**params, **run)
-        cells = [cell(th[k], sim.mean[k], sim.sem[k]) for k in keys]
+        table = agreement(solve_student(**params), simulate_student(**params, **run), keys)
+        cells = [cell(row) for row in table.rows]
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 

@@ -15,17 +15,23 @@ import numpy as np
 
 from replica.params import ParameterError, split_params, variables
 from replica.student import StudentParams
-from replica.tables import columns_of, write_columns_csv
+from replica.tables import columns_of, to_frame, write_columns_csv
 from replica.tasks import path_tasks, solve_path
 from replica.teacher import TeacherParams
+from saddle.results import ValueEquality
 
 TEACHER_VARIABLES = variables("teacher")
 STUDENT_VARIABLES = variables("student")
 
 
-@dataclass(frozen=True)
-class Curve:
-    """A sweep: the varied parameter, the fixed ones, and one column per observable."""
+@dataclass(frozen=True, eq=False)
+class Curve(ValueEquality):
+    """A sweep: the varied parameter, the fixed ones, and one column per observable.
+
+    Columns are the rows of the solutions (``TeacherSolution.to_row``,
+    ``StudentSolution.to_row``) along the path, named as in :mod:`replica.observables`.
+    Curves compare and hash by value.
+    """
 
     model: str
     vary: str
@@ -36,7 +42,15 @@ class Curve:
         return len(self.columns[self.vary])
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "vary": self.vary, "fixed": self.fixed, **self.columns}
+        """Flat and table-shaped: ``model``, ``vary`` and the fixed parameters (scalars), then
+        the columns (lists), so that ``pandas.DataFrame(curve.to_dict())`` is the table with
+        the constants broadcast."""
+        return {"model": self.model, "vary": self.vary, **self.fixed, **self.columns}
+
+    def to_frame(self):
+        """The table as a ``pandas.DataFrame`` (pandas imported only here): one row per point,
+        the columns of :meth:`to_dict`."""
+        return to_frame(self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the columns as CSV (header row = observable names)."""
@@ -53,6 +67,8 @@ def _check_vary(vary: str, allowed: Sequence[str]) -> str:
 def validate_path(params_class, vary: str, values: Iterable[float], fixed: dict) -> None:
     """Construct ``params_class`` at every value of the path: fail fast, before a long sweep."""
     base, _ = split_params(params_class, fixed)
+    if vary != "alpha" and "alpha" not in base:
+        raise ParameterError("alpha must be given when it is not varied")
     for value in values:
         params_class(**{**base, vary: float(value)})
 

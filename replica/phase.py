@@ -33,9 +33,10 @@ from replica.curves import STUDENT_VARIABLES, TEACHER_VARIABLES
 from replica.params import PARAMETERS, ParameterError, axes, default, split_params
 from replica.params import label as parameter_label
 from replica.student import StudentParams
-from replica.tables import rows_to_columns
+from replica.tables import rows_to_columns, to_frame
 from replica.tasks import Optimise, PathTask, path_tasks, run_tasks
 from replica.teacher import TeacherParams
+from saddle.results import ValueEquality
 
 # Default range of each axis: (start, stop, geometric spacing), from the parameter schema
 AXIS_DEFAULTS = {name: (*PARAMETERS[name].axis, PARAMETERS[name].log) for name in axes()}
@@ -62,8 +63,8 @@ def axis_values(name: str, start: float | None = None, stop: float | None = None
     return np.linspace(start, stop, num)
 
 
-@dataclass(frozen=True)
-class PhaseSpec:
+@dataclass(frozen=True, eq=False)
+class PhaseSpec(ValueEquality):
     """What to compute.
 
     Attributes
@@ -165,8 +166,8 @@ def parse_quantity(quantity: str, x: str, y: str) -> tuple[str, str, str | None]
     return model, name, None
 
 
-@dataclass(frozen=True)
-class PhaseDiagram:
+@dataclass(frozen=True, eq=False)
+class PhaseDiagram(ValueEquality):
     """A computed diagram: the spec, the grid of the quantity and every row's columns.
 
     Attributes
@@ -184,6 +185,11 @@ class PhaseDiagram:
 
     def to_dict(self) -> dict:
         return {"spec": self.spec.to_dict(), "grid": self.grid.tolist()}
+
+    def to_frame(self):
+        """Every grid point's row as a ``pandas.DataFrame`` (pandas imported only here), with
+        the mapped quantity (NaN where not converged) in column ``value``."""
+        return to_frame({**self.columns, "value": self.grid.ravel().tolist()})
 
 
 def phase_tasks(spec: PhaseSpec, *, segment: int = 8) -> list[PathTask]:

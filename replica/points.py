@@ -29,16 +29,13 @@ PointSolver = Callable[[dict, object], tuple[dict, object, bool]]
 
 def teacher_row(sol: TeacherSolution) -> dict:
     """The row of a teacher point: its observables and convergence report."""
-    return sol.to_dict()
+    return sol.to_row()
 
 
 def student_row(sol: StudentSolution) -> dict:
     """The row of a student point: its observables, its teacher's with prefix ``teacher_``
     and the two Bayes-optimal bounds."""
-    row = sol.student_dict()
-    row.update({f"teacher_{k}": v for k, v in sol.teacher.to_dict().items() if k != "eps_bo"})
-    row.update(eps_bo_student=sol.eps_bo_student, eps_bo_teacher=sol.eps_bo_teacher)
-    return row
+    return sol.to_row()
 
 
 def point_solver(model: str, vary: str, fixed: dict) -> PointSolver:

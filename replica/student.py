@@ -40,6 +40,7 @@ from numba import njit
 from replica.channel import student_channel_averages, student_training_observables
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
 from replica.losses import kd_term_weight
+from replica.observables import prefixed
 from replica.params import (
     TEACHER_KINDS,
     MixtureParamsMixin,
@@ -69,8 +70,13 @@ from saddle.fixed_point import (
     solve_fixed_point,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
+from saddle.results import ValueEquality
 
 TEACHERS = TEACHER_KINDS  # (alias; the kinds are defined with the schema)
+STUDENT_OBSERVABLES = (
+    "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
+    "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat", "Qhat_x", "Vhat_x",
+)  # fmt: skip
 DEFAULT_STUDENT_NODES = (64, 24)
 
 
@@ -175,8 +181,8 @@ def student_map(
     return m_n, q_n, S_n, V_n, VS_n, b_n
 
 
-@dataclass(frozen=True)
-class StudentSolution(ReportedSolution):
+@dataclass(frozen=True, eq=False)
+class StudentSolution(ValueEquality, ReportedSolution):
     """Replica prediction for the distilled student (and its teacher).
 
     Attributes
@@ -232,18 +238,27 @@ class StudentSolution(ReportedSolution):
         return np.array([self.m, self.q, self.S, self.V, self.V_S, self.b])
 
     def student_dict(self) -> dict:
-        keys = (
-            "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
-            "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat", "Qhat_x", "Vhat_x",
-        )  # fmt: skip
-        out = {k: getattr(self, k) for k in keys}
-        out.update(converged=self.converged, iterations=self.iterations, residual=self.residual)
-        out.update(status=self.status)
-        return out
+        """The student's own observables, then ``converged``, ``nit``, ``residual``, ``status``."""
+        return {**{k: getattr(self, k) for k in STUDENT_OBSERVABLES}, **self.convergence()}
+
+    def observables(self) -> dict:
+        """``{name: value}``: the student's observables, its teacher's (prefix ``teacher_``)
+        and the two Bayes-optimal bounds (names of :mod:`replica.observables`)."""
+        own = {k: getattr(self, k) for k in STUDENT_OBSERVABLES}
+        bounds = {"eps_bo_student": self.eps_bo_student, "eps_bo_teacher": self.eps_bo_teacher}
+        return {**own, **prefixed(self.teacher.observables()), **bounds}
+
+    def to_row(self) -> dict:
+        """Flat row (a curve's): :meth:`student_dict`, the teacher's row with prefix
+        ``teacher_`` (without its ``eps_bo``), ``eps_bo_student``, ``eps_bo_teacher``."""
+        teacher = {k: v for k, v in self.teacher.to_row().items() if k != "eps_bo"}
+        return {**self.student_dict(), **prefixed(teacher),
+                "eps_bo_student": self.eps_bo_student, "eps_bo_teacher": self.eps_bo_teacher}
 
     def to_dict(self) -> dict:
-        """Nested dictionary: ``params``, ``teacher``, ``student`` and the two BO bounds."""
-        teacher = self.teacher.to_dict()
+        """JSON-ready record, nested by model: ``params``, ``teacher`` and ``student`` (their
+        flat rows) and the two BO bounds."""
+        teacher = self.teacher.to_row()
         teacher.pop("eps_bo", None)
         return {
             "params": self.params.to_dict(),

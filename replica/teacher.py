@@ -47,8 +47,11 @@ from saddle.fixed_point import (
     solve_fixed_point,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
+from saddle.results import ValueEquality
 
 LOSSES = {"logistic": LOSS_LOGISTIC, "square": LOSS_SQUARE}
+TEACHER_OBSERVABLES = ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "eps_bo", "mhat",
+                       "Qhat", "Vhat")  # fmt: skip
 DEFAULT_NODES = 96
 
 
@@ -133,8 +136,8 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
     return m_new, q_new, V_new, b_new
 
 
-@dataclass(frozen=True)
-class TeacherSolution(ReportedSolution):
+@dataclass(frozen=True, eq=False)
+class TeacherSolution(ValueEquality, ReportedSolution):
     """Replica prediction for the teacher at its fixed point.
 
     Attributes
@@ -188,15 +191,17 @@ class TeacherSolution(ReportedSolution):
         )  # fmt: skip
         return h, f, a
 
+    def observables(self) -> dict:
+        """``{name: value}`` of the observables (names of :mod:`replica.observables`)."""
+        return {k: getattr(self, k) for k in TEACHER_OBSERVABLES}
+
+    def to_row(self) -> dict:
+        """Flat row: the observables, then ``converged``, ``nit``, ``residual``, ``status``."""
+        return {**self.observables(), **self.convergence()}
+
     def to_dict(self) -> dict:
-        out = {
-            k: getattr(self, k)
-            for k in ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "eps_bo")
-        }
-        out.update(mhat=self.mhat, Qhat=self.Qhat, Vhat=self.Vhat)
-        out.update(converged=self.converged, iterations=self.iterations, residual=self.residual)
-        out.update(status=self.status)
-        return out
+        """JSON-ready record: ``params`` and the flat row (:meth:`to_row`)."""
+        return {"params": self.params.to_dict(), **self.to_row()}
 
 
 def teacher_to_internal(x: np.ndarray) -> np.ndarray:

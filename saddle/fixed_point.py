@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
+from saddle.results import ValueEquality
+
 CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION = 0, 1, 2, 3
 _MESSAGES = {
     CONVERGED: "converged: residual below tolerance",
@@ -38,8 +40,8 @@ class FixedPointError(RuntimeError):
     """Raised by :meth:`FixedPointResult.raise_if_failed` when the iteration failed."""
 
 
-@dataclass(frozen=True)
-class FixedPointResult:
+@dataclass(frozen=True, eq=False)
+class FixedPointResult(ValueEquality):
     """Outcome of :func:`solve_fixed_point`.
 
     Attributes
@@ -60,6 +62,9 @@ class FixedPointResult:
         ``max_i |F(x)_i - x_i| / max(1, |x_i|)`` at the returned point.
     residual_history : tuple of float
         Residual after each evaluation.
+
+    Results compare and hash by value (:class:`saddle.results.ValueEquality`), the array
+    ``x`` included.
     """
 
     x: np.ndarray
@@ -284,15 +289,32 @@ class ConvergenceWarning(RuntimeWarning):
 class ReportedSolution:
     """Mixin for result dataclasses carrying a ``report: FixedPointResult``.
 
-    Exposes the convergence report the way users read it: ``converged``, ``status``,
-    ``finite``, ``iterations`` and ``residual``.
+    Exposes the convergence report the way users read it, with ``scipy.optimize``'s names:
+    ``converged`` (alias ``success``), ``status``, ``message``, ``nit``, ``residual``, and
+    ``finite``. ``iterations`` is the former name of ``nit``, kept as an alias.
     """
 
     report: FixedPointResult
 
     @property
     def converged(self) -> bool:
-        return self.report.converged
+        """Whether the fixed point was reached (always a ``bool``)."""
+        return bool(self.report.converged)
+
+    @property
+    def success(self) -> bool:
+        """Alias of ``converged`` (``scipy.optimize`` convention)."""
+        return self.converged
+
+    @property
+    def message(self) -> str:
+        """Human-readable status of the solve."""
+        return self.report.message
+
+    @property
+    def nit(self) -> int:
+        """Number of map evaluations, over every stage of the solve (retries included)."""
+        return self.report.nit
 
     @property
     def status(self) -> int:
@@ -306,8 +328,14 @@ class ReportedSolution:
 
     @property
     def iterations(self) -> int:
+        """Alias of :attr:`nit` (its former name)."""
         return self.report.nit
 
     @property
     def residual(self) -> float:
         return self.report.residual
+
+    def convergence(self) -> dict:
+        """``{"converged", "nit", "residual", "status"}``: the report's columns in a row."""
+        return {"converged": self.converged, "nit": self.nit, "residual": self.residual,
+                "status": self.status}  # fmt: skip

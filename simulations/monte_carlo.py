@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from replica.errors import generalisation_error
+from replica.observables import TEACHER_PREFIX, Estimate, canonical
 from replica.params import (
     MODEL_PARAMETERS,
     PARAMETERS,
@@ -60,7 +61,10 @@ from replica.params import (
     check_flag,
     default,
     defaults,
+    teacher_values,
 )
+from replica.tables import columns_of, to_frame
+from saddle.results import ValueEquality, freeze
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
     LinearFit,
@@ -89,10 +93,16 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 
 
+FLAGS = ("converged", "teacher_converged")  # per-seed booleans: all seeds, not a mean
+
+
 def _aggregate(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Means and standard errors ``std(ddof=1) / sqrt(seeds)`` (nan for a single seed)."""
+    """Means and standard errors ``std(ddof=1) / sqrt(seeds)`` (NaN for a single seed) of
+    every numeric per-seed entry (not of the :data:`FLAGS`)."""
     mean, sem = {}, {}
     for name in per_seed[0]:
+        if name in FLAGS:
+            continue
         values = np.array([row[name] for row in per_seed], dtype=float)
         mean[name] = float(values.mean())
         if values.size > 1:
@@ -102,8 +112,43 @@ def _aggregate(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict
     return mean, sem
 
 
-@dataclass(frozen=True)
-class SimulationResult:
+class ObservableMap(Mapping):
+    """A read-only ``{observable: value}`` mapping that also answers to former names.
+
+    ``n_iter`` (and ``teacher_n_iter``) are the former names of ``nit``; ``converged`` (and
+    ``teacher_converged``), formerly the fraction of converged seeds, answer the boolean
+    "every seed converged". Neither is listed among the keys.
+    """
+
+    def __init__(self, values: Mapping[str, float], flags: Mapping[str, bool] | None = None):
+        self._values = dict(values)
+        self._flags = dict(flags or {})
+
+    def __getitem__(self, name: str):
+        if name in self._values:
+            return self._values[name]
+        if name in self._flags:
+            return self._flags[name]
+        other = canonical(name)
+        if other != name and other in self._values:
+            return self._values[other]
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return repr(self._values)
+
+    def __hash__(self) -> int:
+        return hash(freeze(self._values))
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationResult(ValueEquality):
     """Observables at one parameter point, averaged over seeds.
 
     Attributes
@@ -120,11 +165,17 @@ class SimulationResult:
         Base seed (seed ``k`` uses ``SeedSequence([seed, k])``).
     n_test : int
         Size of the test set used for ``eps_g_test`` (0: not measured, nan).
-    mean, sem : dict
+    mean, sem : mapping
         Observable name -> mean over seeds, and its standard error
-        ``std(ddof=1) / sqrt(seeds)`` (nan if ``seeds == 1``).
+        ``std(ddof=1) / sqrt(seeds)``. With a single seed the standard error is undefined:
+        NaN, and :attr:`sem_defined` is False (:func:`replica.observables.agreement` refuses
+        it). ``converged`` is not a mean: see :attr:`converged`.
     per_seed : list of dict
-        The observables of every seed, in seed order.
+        The observables of every seed, in seed order (``converged`` a bool, ``nit`` an int).
+
+    Observables are also attributes, as on the theory's solutions: ``result.eps_g`` is an
+    :class:`replica.observables.Estimate` ``(mean, sem)``, and a student's teacher is
+    ``result.teacher`` (a :class:`SimulationResult` of model ``"teacher"``).
     """
 
     model: str
@@ -133,9 +184,86 @@ class SimulationResult:
     seeds: int
     seed: int
     n_test: int
-    mean: dict[str, float]
-    sem: dict[str, float]
+    mean: Mapping[str, float]
+    sem: Mapping[str, float]
     per_seed: list[dict[str, float]] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        flags = {f: all(row[f] for row in self.per_seed) for f in FLAGS if f in self.per_seed[0]}
+        object.__setattr__(self, "mean", ObservableMap(self.mean, flags))
+        object.__setattr__(self, "sem", ObservableMap(self.sem))
+
+    def __getattr__(self, name: str):
+        # Observables as attributes (only called when normal lookup fails).
+        if name.startswith("_") or "mean" not in self.__dict__:
+            raise AttributeError(name)
+        if name in self.mean:
+            return Estimate(self.mean[name], self.sem[name])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @property
+    def converged(self) -> bool:
+        """Whether every seed's solver converged (the teacher's too, for a student)."""
+        return all(self.mean[f] for f in FLAGS if f in self.per_seed[0])
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`converged`."""
+        return self.converged
+
+    @property
+    def status(self) -> int:
+        """0 if every fit converged, 1 otherwise (as a fixed point's ``status``)."""
+        return 0 if self.converged else 1
+
+    @property
+    def message(self) -> str:
+        failed = sum(not row["converged"] for row in self.per_seed)
+        if failed:
+            return f"not converged: {failed} of {self.seeds} seeds' fits did not converge"
+        return f"converged: all {self.seeds} seeds' fits"
+
+    @property
+    def nit(self) -> int:
+        """Newton iterations of the fits, summed over seeds (the student's, for a student)."""
+        return int(sum(row["nit"] for row in self.per_seed))
+
+    @property
+    def sem_defined(self) -> bool:
+        """Standard errors need at least two seeds (with one they are NaN)."""
+        return self.seeds >= 2
+
+    @property
+    def teacher(self) -> SimulationResult:
+        """A student's teacher, as a teacher result (its ``teacher_`` entries)."""
+        if self.model != "student":
+            raise AttributeError("only a student simulation has a teacher")
+        cut = len(TEACHER_PREFIX)
+
+        def strip(row: Mapping) -> dict:
+            return {k[cut:]: v for k, v in row.items() if k.startswith(TEACHER_PREFIX)}
+
+        return SimulationResult(
+            "teacher", {**teacher_values(self.params), "kind": self.params["teacher"]},
+            self.n, self.seeds, self.seed, self.n_test, strip(self.mean), strip(self.sem),
+            [strip(row) for row in self.per_seed],
+        )  # fmt: skip
+
+    def observables(self) -> dict[str, Estimate]:
+        """``{name: Estimate(mean, sem)}`` of every observable (teacher's with ``teacher_``)."""
+        return {name: Estimate(self.mean[name], self.sem[name]) for name in self.mean}
+
+    def to_row(self) -> dict[str, Any]:
+        """Flat row: the parameters, ``n``, ``seeds``, ``seed``, ``n_test``, every observable
+        ``<name>`` followed by its standard error ``<name>_sem``, then the flags
+        (``converged``, ``teacher_converged``: every seed converged)."""
+        row: dict[str, Any] = dict(self.params)
+        row.update(n=self.n, seeds=self.seeds, seed=self.seed, n_test=self.n_test)
+        for name in self.mean:
+            row[name] = self.mean[name]
+            row[f"{name}_sem"] = self.sem[name]
+        row.update({f: self.mean[f] for f in FLAGS if f in self.per_seed[0]})
+        return row
 
     def to_dict(self) -> dict[str, Any]:
         """A plain (JSON-serialisable) dictionary of the result."""
@@ -146,14 +274,16 @@ class SimulationResult:
             "seeds": self.seeds,
             "seed": self.seed,
             "n_test": self.n_test,
+            "converged": self.converged,
+            "nit": self.nit,
             "mean": dict(self.mean),
             "sem": dict(self.sem),
             "per_seed": [dict(row) for row in self.per_seed],
         }
 
 
-@dataclass(frozen=True)
-class SimulationCurve:
+@dataclass(frozen=True, eq=False)
+class SimulationCurve(ValueEquality):
     """A sweep of one parameter: a :class:`SimulationResult` per value (iterable like a list).
 
     Attributes
@@ -186,24 +316,14 @@ class SimulationCurve:
         """Columns ``{name: list}``, one row per value, for CSV files or ``pandas.DataFrame``.
 
         The parameters (including ``n``, ``seeds``, ``seed``, ``n_test``) come first, then every
-        observable ``<obs>`` followed by its standard error ``<obs>_sem``.
+        observable ``<obs>`` followed by its standard error ``<obs>_sem``, then ``converged``
+        (every seed converged; and ``teacher_converged``): :meth:`SimulationResult.to_row`.
         """
-        first = self.points[0]
-        columns: dict[str, list] = {name: [] for name in first.params}
-        for name in ("n", "seeds", "seed", "n_test"):
-            columns[name] = []
-        for name in first.mean:
-            columns[name] = []
-            columns[f"{name}_sem"] = []
-        for point in self.points:
-            for name, value in point.params.items():
-                columns[name].append(value)
-            for name in ("n", "seeds", "seed", "n_test"):
-                columns[name].append(getattr(point, name))
-            for name in point.mean:
-                columns[name].append(point.mean[name])
-                columns[f"{name}_sem"].append(point.sem[name])
-        return columns
+        return columns_of([point.to_row() for point in self.points])
+
+    def to_frame(self):
+        """:meth:`to_columns` as a ``pandas.DataFrame`` (pandas imported only here)."""
+        return to_frame(self.to_columns())
 
     def to_dict(self) -> dict[str, Any]:
         """A plain (JSON-serialisable) dictionary: the sweep and every point's ``to_dict``."""
@@ -385,14 +505,10 @@ def _linear_observables(
     }
 
 
-def _fit_diagnostics(fit: LinearFit | None) -> dict[str, float]:
+def _fit_diagnostics(fit: LinearFit | None) -> dict[str, Any]:
     if fit is None:  # a teacher that was not trained (Bayes-optimal proxy)
-        return {"grad_norm": math.nan, "n_iter": 0.0, "converged": 1.0}
-    return {
-        "grad_norm": fit.grad_norm,
-        "n_iter": float(fit.n_iter),
-        "converged": float(fit.converged),
-    }
+        return {"grad_norm": math.nan, "nit": 0, "converged": True}
+    return {"grad_norm": fit.grad_norm, "nit": int(fit.n_iter), "converged": bool(fit.converged)}
 
 
 def _warn_unconverged(fit: LinearFit, what: str, params: dict[str, Any]) -> None:
@@ -623,7 +739,8 @@ def simulate_teacher(
         ``eps_g`` (Eq. 12 with the empirical m, q, b), ``eps_g_test`` (error on a fresh test set
         with the same ``v``), ``train_loss`` (mean ``CE(p, sigma(h))``, no penalty),
         ``train_error`` (vs the labels y; predicted label 1 iff h > 0), and the solver's
-        ``grad_norm``, ``n_iter``, ``converged`` (1.0 or 0.0).
+        ``grad_norm``, ``nit`` (Newton iterations; formerly ``n_iter``), and per seed
+        ``converged`` (a bool; ``result.converged``: every seed converged).
     """
     params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing}
     run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
@@ -669,11 +786,11 @@ def simulate_student(
         ``S = w.w~[:k]/N``, ``b``, ``eps_g`` (Eq. 12), ``eps_g_test``, ``train_loss`` (mean KD
         loss per sample including ``c_T``, no penalty), ``train_ce`` (mean ``CE(p, sigma(h))``),
         ``train_error`` (vs y), ``mse_outputs`` (mean ``(sigma(h~) - sigma(h))^2``),
-        ``mse_preactivations`` (mean ``(h~ - h)^2``), ``grad_norm``, ``n_iter``, ``converged``;
+        ``mse_preactivations`` (mean ``(h~ - h)^2``), ``grad_norm``, ``nit``, ``converged``;
         and the teacher's ``teacher_m``, ``teacher_q``, ``teacher_b``, ``teacher_eps_g``,
         ``teacher_eps_g_test``, ``teacher_train_loss`` (mean ``CE(p, sigma(h~))``),
         ``teacher_train_error``, ``teacher_grad_norm`` (nan for the Bayes proxy),
-        ``teacher_n_iter``, ``teacher_converged``.
+        ``teacher_nit``, ``teacher_converged``.
     """
     params = {
         "alpha": alpha,

@@ -53,7 +53,7 @@ def test_cauchy_schwarz_and_consistency_of_observables():
     d = s.to_dict()
     assert set(d) == {"params", "teacher", "student", "eps_bo_teacher", "eps_bo_student"}
     for key in ("eps_g", "m", "q", "S", "V", "b", "train_loss", "train_error", "mse_outputs",
-                "mse_preactivations", "converged", "iterations"):
+                "mse_preactivations", "converged", "nit"):
         assert key in d["student"]
 
 

@@ -116,7 +116,7 @@ def test_result_dictionary_and_validation():
     sol = solve_teacher(3.0)
     d = sol.to_dict()
     for key in ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "converged",
-                "iterations", "residual", "eps_bo"):
+                "nit", "residual", "eps_bo"):
         assert key in d
     assert 0.0 < sol.train_error < sol.eps_g
     with pytest.raises(ParameterError, match="rho"):

@@ -32,8 +32,7 @@ TEACHER_OBSERVABLES = {
     "train_loss",
     "train_error",
     "grad_norm",
-    "n_iter",
-    "converged",
+    "nit",  # formerly "n_iter" (still answers as an alias); "converged" is now a flag, not a mean
 }
 STUDENT_OBSERVABLES = TEACHER_OBSERVABLES | {
     "S",

@@ -8,13 +8,16 @@ foundation and student issues), so the O(1/N) bias at N = 1000 is below the tole
 happen to cluster gives a standard error half the true one).
 
 An empirical fraction whose standard error is exactly zero (every seed gave the same value,
-e.g. zero training error on separable data) is compared at the resolution of one sample, 1/M.
+e.g. zero training error on separable data) is compared at the resolution of one sample, 1/M
+(the rule of :func:`replica.observables.agreement`, which names the theory's prediction of each
+simulated observable, e.g. Eq. 12 for the fresh-test-set error).
 """
 
 import warnings
 
 import pytest
 
+from replica.observables import agreement
 from replica.student import solve_student
 from replica.teacher import solve_teacher
 from simulations.monte_carlo import simulate_student, simulate_teacher
@@ -32,18 +35,12 @@ STUDENT_OBSERVABLES = (
     "eps_g", "eps_g_test", "m", "q", "S", "b", "train_loss", "train_ce", "train_error",
     "mse_outputs", "mse_preactivations",
 )  # fmt: skip
-THEORY_KEY = {"eps_g_test": "eps_g"}
 
 
-def assert_agreement(sim, theory: dict, observables, n_samples: int) -> None:
-    failures = []
-    for name in observables:
-        predicted = theory[THEORY_KEY.get(name, name)]
-        mean, sem = sim.mean[name], sim.sem[name]
-        tolerance = Z_MAX * sem if sem > 0 else 1.0 / n_samples
-        if not abs(mean - predicted) <= tolerance:
-            failures.append(f"{name}: theory {predicted:.6g}, simulation {mean:.6g} +- {sem:.2g}")
-    assert not failures, "; ".join(failures)
+def assert_agreement(sim, theory, observables) -> None:
+    table = agreement(theory, sim, observables, z_max=Z_MAX)
+    assert [row.name for row in table.rows] == list(observables)
+    assert table.ok, "; ".join(table.failures())
 
 
 @pytest.mark.parametrize("alpha", [1.5, 3.0, 6.0])
@@ -56,7 +53,7 @@ def test_teacher_theory_matches_simulation(alpha, lam):
         sim = simulate_teacher(
             alpha, rho=0.2, delta=1.0, lam=lam, n=N, seeds=SEEDS, seed=SEED, n_test=N_TEST
         )
-    assert_agreement(sim, theory.to_dict(), TEACHER_OBSERVABLES, round(alpha * N))
+    assert_agreement(sim, theory, TEACHER_OBSERVABLES)
 
 
 STUDENT_POINTS = {
@@ -80,8 +77,6 @@ def test_student_theory_matches_simulation(point):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sim = simulate_student(**params, n=N, seeds=SEEDS, seed=SEED, n_test=N_TEST)
-    n_samples = round(params["alpha"] * N)
-    assert_agreement(sim, theory.student_dict(), STUDENT_OBSERVABLES, n_samples)
-    teacher = {f"teacher_{k}": v for k, v in theory.teacher.to_dict().items()}
-    assert_agreement(sim, teacher, ("teacher_eps_g", "teacher_m", "teacher_q", "teacher_b",
-                                    "teacher_train_loss", "teacher_train_error"), n_samples)
+    assert_agreement(sim, theory, STUDENT_OBSERVABLES)
+    assert_agreement(sim, theory, ("teacher_eps_g", "teacher_m", "teacher_q", "teacher_b",
+                                   "teacher_train_loss", "teacher_train_error"))

@@ -17,7 +17,12 @@ from replica.cli.models import (
     student_kwargs,
     warn,
 )
-from replica.cli.teacher import add_simulation_args, print_simulation, run_curve_command
+from replica.cli.teacher import (
+    add_simulation_args,
+    print_simulation,
+    run_curve_command,
+    with_aliases,
+)
 from replica.params import variables
 
 VARIABLES = variables("student")  # from the parameter schema
@@ -50,7 +55,8 @@ def run_point(args: argparse.Namespace) -> int:
         sol = solve_student(**student_kwargs(args))
     data = sol.to_dict()
     if args.json:
-        print_json(data)
+        print_json({**data, "teacher": with_aliases(data["teacher"]),
+                    "student": with_aliases(data["student"])})  # fmt: skip
     else:
         print(format_table(data["teacher"].items(), title=f"teacher ({args.teacher})"))
         print()

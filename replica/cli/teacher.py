@@ -26,8 +26,15 @@ from replica.cli.models import (
 )
 from replica.params import variables
 
-JSON_KEYS = ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "converged",
-             "iterations", "residual", "eps_bo")  # fmt: skip
+JSON_KEYS = ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "converged", "nit",
+             "residual", "eps_bo")  # fmt: skip
+# Former names kept in --json output, for scripts that read them: {old: new}
+JSON_ALIASES = {"iterations": "nit"}
+
+
+def with_aliases(record: dict) -> dict:
+    """``record`` plus the former names of its keys (:data:`JSON_ALIASES`)."""
+    return {**record, **{old: record[new] for old, new in JSON_ALIASES.items() if new in record}}
 
 
 def register(commands, curve, simulate) -> None:
@@ -66,7 +73,7 @@ def run_point(args: argparse.Namespace) -> int:
         sol = solve_teacher(**teacher_kwargs(args))
     data = sol.to_dict()
     if args.json:
-        print_json({k: data[k] for k in JSON_KEYS})
+        print_json(with_aliases({k: data[k] for k in JSON_KEYS}))
     else:
         rows = [(k, data[k]) for k in JSON_KEYS]
         print(format_table(rows, title="ridge logistic teacher (replica, N -> inf)"))
@@ -146,5 +153,6 @@ def print_simulation(result, as_json: bool, title: str) -> None:
         print_json(data)
         return
     rows = [(k, f"{result.mean[k]:.6g} +- {result.sem[k]:.2g}") for k in result.mean]
+    rows += [(k, v) for k, v in result.to_row().items() if k in ("converged", "teacher_converged")]
     print(format_table(rows, title=f"{title}: N = {result.n}, {result.seeds} seeds "
                                    "(mean +- standard error)"))  # fmt: skip
