@@ -134,6 +134,9 @@ class ObservableMap(Mapping):
             return self._values[other]
         raise KeyError(name)
 
+    def __contains__(self, name) -> bool:  # the listed keys only (not the former names)
+        return name in self._values
+
     def __iter__(self):
         return iter(self._values)
 
