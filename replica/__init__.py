@@ -4,7 +4,7 @@ Public API (imported lazily, so the command line starts fast)::
 
     solve_teacher, solve_student, bayes_optimal_error, generalisation_error,
     teacher_curve, student_curve, GaussianMixture, TeacherParams, StudentParams,
-    ParameterError
+    ParameterError, agreement
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _EXPORTS = {
     "student_curve": "replica.curves",
     "GaussianMixture": "replica.params",
     "ParameterError": "replica.params",
+    "agreement": "replica.observables",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -55,6 +55,7 @@ from replica.params import (
     check_open_unit,
     check_positive,
     check_unit_interval,
+    default,
 )
 
 SQRT2 = math.sqrt(2.0)
@@ -107,7 +108,8 @@ def _teacher_threshold(rho: float, delta: float) -> tuple[float, float, float]:
     return math.exp(-best.fun), m, b
 
 
-def teacher_separability_threshold(rho: float = 0.2, delta: float = 1.0) -> float:
+def teacher_separability_threshold(rho: float = default("rho"),
+                                   delta: float = default("delta")) -> float:  # fmt: skip
     """``alpha~_S(rho, delta)``: the labelled mixture is separable iff ``alpha < alpha~_S``.
 
     Gardner's capacity with a bias (module docstring). The paper reads ``~4.75`` off its Fig. 5
@@ -117,7 +119,8 @@ def teacher_separability_threshold(rho: float = 0.2, delta: float = 1.0) -> floa
     return _teacher_threshold(mixture.rho, mixture.delta)[0]
 
 
-def student_separability_threshold(rho: float = 0.2, delta: float = 1.0, eta: float = 0.5) -> float:
+def student_separability_threshold(rho: float = default("rho"), delta: float = default("delta"),
+                                   eta: float = default("eta")) -> float:  # fmt: skip
     """``alpha_S = eta alpha~_S(rho, delta / eta)``: the student's sample is separable below it.
 
     The student sees the teacher's inputs restricted to ``eta N`` coordinates; paper Sec. 3.2's
@@ -129,7 +132,7 @@ def student_separability_threshold(rho: float = 0.2, delta: float = 1.0, eta: fl
     return eta * _teacher_threshold(mixture.rho, mixture.delta / eta)[0]
 
 
-def interpolation_threshold(eta: float = 0.5) -> float:
+def interpolation_threshold(eta: float = default("eta")) -> float:
     """``alpha_I = eta``: below it the student interpolates any soft targets exactly."""
     return check_unit_interval("eta", eta, open_left=True)
 
@@ -180,7 +183,8 @@ class Thresholds:
         return tuple(self.to_dict())
 
 
-def thresholds(rho: float = 0.2, delta: float = 1.0, eta: float = 0.5) -> Thresholds:
+def thresholds(rho: float = default("rho"), delta: float = default("delta"),
+               eta: float = default("eta")) -> Thresholds:  # fmt: skip
     """All thresholds at ``(rho, delta, eta)`` (module docstring for the method).
 
     Examples
@@ -323,8 +327,8 @@ class SeparabilityEstimate:
 
 def separable_fraction(
     alpha: float,
-    rho: float = 0.2,
-    delta: float = 1.0,
+    rho: float = default("rho"),
+    delta: float = default("delta"),
     *,
     eta: float = 1.0,
     n: int = 100,

@@ -586,11 +586,12 @@ def _trained_teacher(data: _SeedData, sample: MixtureSample, prm: dict, run, war
             return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
 
     else:
-        key = ("ridge", *data_key, prm["lam_t"], prm["smoothing"])
+        tp = teacher_values(prm)  # the teacher problem's parameters (lam_t -> lam)
+        key = ("ridge", *data_key, tp["lam"], tp["smoothing"])
 
         def build(rng):
-            p = smooth_labels(sample.y, prm["smoothing"])
-            fit = fit_ridge_logistic(sample.X, p, prm["lam_t"], **_warm(warm.get("teacher"), run.n))
+            p = smooth_labels(sample.y, tp["smoothing"])
+            fit = fit_ridge_logistic(sample.X, p, tp["lam"], **_warm(warm.get("teacher"), run.n))
             _warn_unconverged(fit, "teacher", prm)
             return _Teacher(fit.w, fit.b, fit.preactivations, fit)
 
@@ -730,6 +731,8 @@ def simulate_teacher(
         Dimension N.
     seeds, seed : int
         Number of seeds and base seed; seed ``k`` uses ``SeedSequence([seed, k])`` (module doc).
+        Standard errors need ``seeds >= 2``: with one seed they are NaN by definition and
+        ``result.sem_defined`` is False (``replica.observables.agreement`` then refuses).
     n_test : int, optional
         Test-set size for ``eps_g_test``; default ``max(2000, n)``; 0 skips it (nan).
     progress : bool
