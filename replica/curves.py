@@ -1,7 +1,7 @@
 """Theory curves along one parameter, as columns ready for CSV or pandas (the Python API).
 
 ``teacher_curve("alpha", values, lam=0.1)`` walks the path with warm starts
-(:func:`saddle.continuation.continuation`, through :mod:`replica.tasks`) and returns a
+(:func:`saddle.continuation.continuation`, through :mod:`replica.sweep`) and returns a
 :class:`Curve` whose ``columns`` map each observable to a list (one entry per value).
 """
 
@@ -16,7 +16,6 @@ import numpy as np
 from replica.params import ParameterError, split_params, variables
 from replica.student import StudentParams
 from replica.tables import columns_of, to_frame, write_columns_csv
-from replica.tasks import path_tasks, solve_path
 from replica.teacher import TeacherParams
 from saddle.results import ValueEquality
 
@@ -79,6 +78,11 @@ def _curve(model: str, params_class, allowed: Sequence[str], vary: str,
     vary = _check_vary(vary, allowed)
     values = [float(v) for v in values]
     validate_path(params_class, vary, values, fixed)
+    from replica.sweep import (  # (orchestration; imported late: it imports us)
+        path_tasks,
+        solve_path,
+    )
+
     rows = solve_path(path_tasks(model, vary, values, fixed, segment=max(len(values), 1))[0])
     rows = [{k: v for k, v in row.items() if k != "index"} for row in rows]
     return Curve(model, vary, split_params(params_class, fixed)[0], columns_of(rows))

@@ -1,7 +1,7 @@
 """Phase diagrams: any observable of teacher or student on a 2-D grid of any two parameters.
 
 A diagram is a grid ``x_values x y_values``. Each row of the grid (fixed ``y``) is a path in
-``x`` cut into warm-started segments (:func:`replica.tasks.path_tasks`), run through an
+``x`` cut into warm-started segments (:func:`replica.sweep.path_tasks`), run through an
 executor and journaled to ``phase.csv`` as segments finish (resumable, identical for any
 executor: :mod:`saddle.executor`, :mod:`saddle.checkpoint`).
 
@@ -33,8 +33,8 @@ from replica.curves import STUDENT_VARIABLES, TEACHER_VARIABLES
 from replica.params import PARAMETERS, ParameterError, axes, default, split_params
 from replica.params import label as parameter_label
 from replica.student import StudentParams
+from replica.sweep import Optimise, PathTask, path_tasks, run_tasks
 from replica.tables import rows_to_columns, to_frame
-from replica.tasks import Optimise, PathTask, path_tasks, run_tasks
 from replica.teacher import TeacherParams
 from saddle.results import ValueEquality
 
@@ -213,7 +213,7 @@ def phase_tasks(spec: PhaseSpec, *, segment: int = 8) -> list[PathTask]:
 def compute_phase(
     spec: PhaseSpec, *, executor=None, journal=None, progress=None, segment: int = 8
 ) -> PhaseDiagram:
-    """Compute a diagram (see :func:`replica.tasks.run_tasks` for the keywords)."""
+    """Compute a diagram (see :func:`replica.sweep.run_tasks` for the keywords)."""
     tasks = phase_tasks(spec, segment=segment)
     rows = run_tasks(tasks, executor=executor, journal=journal, progress=progress)
     rows = sorted(rows, key=lambda r: (int(r["iy"]), int(r["ix"])))

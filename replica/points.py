@@ -1,6 +1,6 @@
 """The physics of one point of a path: solve a model there and turn the solution into a row.
 
-A path (:mod:`replica.tasks`) is a sequence of points solved with warm starts; here is what a
+A path (:mod:`replica.sweep`) is a sequence of points solved with warm starts; here is what a
 point is for each model:
 
 - ``"teacher"``: :func:`replica.teacher.solve_teacher`;
@@ -117,7 +117,7 @@ def direct_solver(fixed: dict) -> PointSolver:
 def minimise(solve: PointSolver, values: dict, previous, spec):
     """Bounded minimisation of ``spec.objective`` over ``spec.parameter`` (Brent, bounded).
 
-    ``spec`` is a :class:`replica.tasks.Optimise`.
+    ``spec`` is a :class:`replica.sweep.Optimise`.
     """
     from scipy.optimize import minimize_scalar
 

@@ -1,6 +1,6 @@
 """Tables of results: rows (one dict per point) and columns (one list per observable), CSV.
 
-Orchestration helpers with no physics: used by :mod:`replica.curves`, :mod:`replica.tasks`,
+Orchestration helpers with no physics: used by :mod:`replica.curves`, :mod:`replica.sweep`,
 :mod:`replica.phase` and the figures. The resumable journals live in
 :mod:`saddle.checkpoint`.
 """

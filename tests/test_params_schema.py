@@ -179,10 +179,9 @@ def test_full_damping_is_a_valid_option():
 
 def test_sweep_module_keeps_every_former_name():
     import replica.sweep as sweep
-    from replica import curves, points, tables, tasks
+    from replica import curves, points, tables
 
     assert sweep.teacher_curve is curves.teacher_curve and sweep.Curve is curves.Curve
-    assert sweep.run_tasks is tasks.run_tasks and sweep.PathTask is tasks.PathTask
     assert sweep.best_direct_ridge is points.best_direct_ridge
     assert sweep.rows_to_columns is tables.rows_to_columns
     for name in ("STUDENT_VARIABLES", "TEACHER_VARIABLES", "DIRECT_VARIABLES", "Optimise",

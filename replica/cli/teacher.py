@@ -98,8 +98,8 @@ def run_curve_command(
     """``kd-replica curve MODEL``: a resumable, executor-backed sweep written as CSV + PNG."""
     from replica.curves import Curve, validate_path
     from replica.plotting import plot_curve
+    from replica.sweep import path_tasks, run_tasks
     from replica.tables import rows_to_columns
-    from replica.tasks import path_tasks, run_tasks
 
     values = path_values(args)
     vary = args.vary.replace("-", "_")
