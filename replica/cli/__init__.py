@@ -6,12 +6,15 @@ Each sub-module registers its commands through ``register(commands, curve, simul
 ``handler=function(args) -> int`` as its default.
 
 Exit codes: 0 success, 1 a fixed point that did not converge (reported, not hidden),
-2 bad input (one line naming the parameter).
+2 bad input (one line naming the parameter), 130 interrupted (Ctrl-C), 128 + N terminated by
+signal N (``SIGTERM``, ``SIGHUP``): finished points are on disk and worker processes stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import sys
 
 from replica.cli.common import CliError, OneLineParser
@@ -48,15 +51,49 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` / ``SIGHUP`` received: unwind like Ctrl-C (workers stopped, files closed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """Turn ``SIGTERM`` and ``SIGHUP`` into :class:`Terminated` while a command runs."""
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+        except ValueError:  # not the main thread: leave the handlers alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kd-replica`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with _terminate_cleanly():
+            return int(args.handler(args) or 0)
     except (ParameterError, CliError) as exc:
         sys.stderr.write(f"kd-replica: error: {exc}\n")
         return 2
+    except Terminated as exc:
+        sys.stderr.write(f"kd-replica: terminated by {signal.Signals(exc.signum).name}\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("kd-replica: interrupted\n")
         return 130
