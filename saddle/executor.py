@@ -181,7 +181,7 @@ def _detach_stdin_stdout() -> None:
 
 
 @contextlib.contextmanager
-def _dask_executor(scheduler: Any) -> Iterator[Executor]:
+def _dask_executor(scheduler: Any, timeout: float = 10.0) -> Iterator[Executor]:
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the optional extra
@@ -189,7 +189,7 @@ def _dask_executor(scheduler: Any) -> Iterator[Executor]:
             "a Dask scheduler needs the optional dependency: pip install 'kd-replica[distributed]'"
         ) from None
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    client = Client(scheduler, timeout=timeout) if own else scheduler
     try:
         yield client.get_executor()
     finally:

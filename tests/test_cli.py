@@ -119,3 +119,93 @@ def test_non_convergence_exits_with_code_1(capsys, monkeypatch):
     code, out, err = run(capsys, "teacher", "--json")
     assert code == 1 and json.loads(out)["converged"] is False
     assert "did not converge" in err
+
+
+def _one_line_error(capsys, argv, name):
+    """Run ``main(argv)``: exit code 2 and one stderr line naming ``name``, no traceback."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and name in lines[0] and "Traceback" not in err, err
+    return lines[0]
+
+
+def _unwritable_dir(tmp_path):
+    """An existing directory no file can be created in (``chmod 500``; for root, who ignores
+    permission bits, the read-only ``/sys``), or skip."""
+    import os
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    for candidate in (locked, "/sys"):
+        try:
+            with tempfile.TemporaryFile(dir=candidate):
+                pass
+        except OSError:
+            return str(candidate)
+    os.chmod(locked, 0o700)
+    pytest.skip("no unwritable directory available")
+
+
+UNWRITABLE_OUT = [
+    ["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2", "--num", "3"],
+    ["phase", "--x", "alpha", "--y", "chi", "--nx", "2", "--ny", "2"],
+    ["figure", "2"],
+    ["demo"],
+    ["kernel", "--n", "20", "--d", "5", "--width", "16", "--steps", "2"],
+]
+
+
+@pytest.mark.parametrize("argv", UNWRITABLE_OUT, ids=lambda a: a[0])
+def test_unwritable_out_is_one_line_before_any_work(argv, tmp_path, capsys, monkeypatch):
+    import replica.sweep
+    import simulations.wide_network
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("computed before checking --out")
+
+    monkeypatch.setattr(replica.sweep, "run_tasks", must_not_run)
+    monkeypatch.setattr(simulations.wide_network, "run_kernel_experiment", must_not_run)
+    out = _unwritable_dir(tmp_path)
+    line = _one_line_error(capsys, [*argv, "--out", out, "--quiet", "--workers", "1"]
+                           if argv[0] != "kernel" else [*argv, "--out", out], "out")
+    assert "cannot write" in line
+    (tmp_path / "locked").chmod(0o700)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "tcp://host:abc", "tcp://:8786",
+                                     "unreachable"])
+def test_bad_scheduler_is_one_line_and_creates_nothing(address, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    if address == "unreachable":
+        address = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens: refused at once
+    out = tmp_path / "never"
+    for argv in (["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2"],
+                 ["phase", "--x", "alpha", "--y", "chi", "--nx", "2", "--ny", "2"],
+                 ["figure", "2"]):  # fmt: skip
+        _one_line_error(capsys, [*argv, "--out", str(out), "--scheduler", address], "scheduler")
+    assert not out.exists()
+
+
+def test_a_live_scheduler_passes_the_check(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        code = main(["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2",
+                     "--num", "2", "--out", str(tmp_path), "--quiet",
+                     "--scheduler", cluster.scheduler_address])  # fmt: skip
+    assert code == 0, capsys.readouterr().err

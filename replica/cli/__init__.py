@@ -17,7 +17,7 @@ import importlib
 import signal
 import sys
 
-from replica.cli.common import CliError, OneLineParser
+from replica.cli.common import CliError, OneLineParser, check_scheduler
 from replica.params import ParameterError
 
 COMMAND_MODULES = (
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "scheduler", None) is not None:
+            check_scheduler(args.scheduler)  # before anything is created or computed
         with _terminate_cleanly():
             return int(args.handler(args) or 0)
     except (ParameterError, CliError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -118,24 +119,82 @@ def add_executor_args(parser: argparse.ArgumentParser, *, resumable: bool = True
                             help="discard the output of an earlier run in --out and start over")
 
 
+SCHEDULER_TIMEOUT = 5.0  # seconds to reach a --scheduler before giving up
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Fail fast (one line, before anything is computed or created) on a ``--scheduler`` that
+    is malformed or cannot be reached within ``timeout`` seconds."""
+    import socket
+
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:
+        raise CliError("scheduler: Dask is not installed "
+                       "(pip install 'kd-replica[distributed]')") from None
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return  # other transports (ucx, inproc): left to Dask
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"scheduler must be an address like tcp://HOST:8786; got {address!r} "
+                       f"({exc})") from None
+    if not host:
+        raise CliError(f"scheduler must name a host, like tcp://HOST:8786; got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CliError(f"scheduler: cannot reach {address!r} within {timeout:g} s: "
+                       f"{reason}") from None
+    _dask_handshake(address, timeout)
+
+
+def _dask_handshake(address: str, timeout: float) -> None:
+    """Connect a Dask client and disconnect: something that is not a Dask scheduler (or one
+    that does not answer in time) fails here, not in the middle of a command."""
+    from distributed import Client
+
+    try:
+        Client(address, timeout=timeout).close()
+    except Exception as exc:  # noqa: BLE001 - whatever the peer did, one line
+        raise CliError(f"scheduler: no Dask scheduler answers at {address!r} "
+                       f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def executor_from_args(args: argparse.Namespace, n_tasks: int | None = None):
     """The executor context manager of ``--workers`` / ``--scheduler`` (no more local workers
-    than ``n_tasks``)."""
+    than ``n_tasks``); a scheduler that fails to answer is a one-line error."""
     from saddle.executor import default_workers, make_executor
 
-    scheduler = getattr(args, "scheduler", None)
-    if scheduler is not None:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise CliError("scheduler: Dask is not installed "
-                           "(pip install 'kd-replica[distributed]')") from None
+    scheduler = getattr(args, "scheduler", None)  # checked by main() before the command
     workers = getattr(args, "workers", None)
     if workers is None:
         workers = default_workers()
     if n_tasks is not None:
         workers = max(1, min(workers, n_tasks))
-    return make_executor(workers, scheduler)
+    return _one_line_connection_errors(make_executor(workers, scheduler), scheduler)
+
+
+@contextlib.contextmanager
+def _one_line_connection_errors(executor_manager, scheduler):
+    stack = contextlib.ExitStack()
+    try:
+        executor = stack.enter_context(executor_manager)
+    except Exception as exc:  # noqa: BLE001 - a cluster that went away since check_scheduler
+        if scheduler is None:
+            raise
+        raise CliError(f"scheduler: cannot connect to {scheduler!r} "
+                       f"({_first_line(exc)})") from None
+    with stack:
+        yield executor
 
 
 def open_journal(path, key, meta: dict, restart: bool = False):

@@ -90,11 +90,20 @@ def path_values(args: argparse.Namespace) -> np.ndarray:
 
 
 def output_dir(path: str) -> Path:
+    """Create the output directory (with its parents) and check that files can be written in
+    it, before any computation: a one-line ``out`` error otherwise."""
+    import tempfile
+
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"out: cannot create directory {path!r}: {exc.strerror}") from None
+    try:  # the permission bits do not tell (root, read-only mounts, ACLs): try it
+        with tempfile.TemporaryFile(dir=out, prefix=".kd-replica-probe"):
+            pass
+    except OSError as exc:
+        raise CliError(f"out: cannot write in directory {path!r}: {exc.strerror}") from None
     return out
 
 
