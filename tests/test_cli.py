@@ -209,3 +209,29 @@ def test_a_live_scheduler_passes_the_check(tmp_path, capsys):
                      "--num", "2", "--out", str(tmp_path), "--quiet",
                      "--scheduler", cluster.scheduler_address])  # fmt: skip
     assert code == 0, capsys.readouterr().err
+
+
+def _starve_solvers(monkeypatch):
+    """Every fixed point of the sweeps stops after 2 iterations: none converges."""
+    import replica.sweep
+
+    for name in ("solve_teacher", "solve_student"):
+        original = getattr(replica.sweep, name)
+
+        def starved(*args, _original=original, **kwargs):
+            return _original(*args, **{**kwargs, "max_iter": 2})
+
+        monkeypatch.setattr(replica.sweep, name, starved)
+
+
+@pytest.mark.parametrize("argv", [
+    ["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2", "--num", "2"],
+    ["phase", "--x", "alpha", "--y", "lam", "--quantity", "teacher.eps_g", "--nx", "2",
+     "--ny", "2"],
+    ["figure", "1", "--resolution", "0.05"],
+], ids=lambda a: a[0])  # fmt: skip
+def test_non_convergence_of_sweeps_exits_with_code_1(argv, tmp_path, capsys, monkeypatch):
+    _starve_solvers(monkeypatch)
+    code = main([*argv, "--out", str(tmp_path), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "did not converge" in err, err

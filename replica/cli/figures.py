@@ -77,4 +77,4 @@ def make(args: argparse.Namespace, number_: int) -> int:
         warn(f"{diverged} theory points have no finite solution (status 3 in the CSV)")
     names = ", ".join(p.name for p in paths.values())
     print(f"wrote {names} in {out}")
-    return 0
+    return 1 if failed else 0

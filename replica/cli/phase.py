@@ -101,4 +101,4 @@ def run(args: argparse.Namespace) -> int:
     if diverged:
         warn(f"{diverged} of {total} points have no finite solution (status 3 in phase.csv)")
     print(f"wrote {out / 'phase.csv'} and {out / 'phase.png'}")
-    return 0
+    return 1 if failed else 0

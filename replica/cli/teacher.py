@@ -107,13 +107,14 @@ def run_curve_command(
         rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
     curve = Curve(model, vary, fixed, rows_to_columns(rows))
     plot_curve(curve, out / "curve.png", series=series, bounds=bounds)
-    report_failures(curve)
+    failed = report_failures(curve)
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
-    return 0
+    return 1 if failed else 0
 
 
-def report_failures(curve) -> None:
-    """Warn about points that did not converge or have no finite solution."""
+def report_failures(curve) -> int:
+    """Warn about points that did not converge or have no finite solution; returns the number
+    that did not converge (exit code 1 if any: status 3, no finite solution, is an answer)."""
     status = curve.columns.get("status", [])
     diverged = sum(s == 3 for s in status)
     failed = sum((not ok) for ok, s in zip(curve.columns["converged"], status or
@@ -123,6 +124,7 @@ def report_failures(curve) -> None:
     if diverged:
         warn(f"{diverged} of {len(curve)} points have no finite solution "
              "(status 3 in curve.csv: unregularised on separable data)")  # fmt: skip
+    return failed
 
 
 def run_simulation(args: argparse.Namespace) -> int:
