@@ -235,3 +235,27 @@ def test_non_convergence_of_sweeps_exits_with_code_1(argv, tmp_path, capsys, mon
     code = main([*argv, "--out", str(tmp_path), "--quiet", "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 1 and "did not converge" in err, err
+
+
+def test_a_path_from_a_value_to_itself_repeats_the_point(tmp_path, capsys):
+    code, _, err = run(capsys, "curve", "teacher", "--vary", "alpha", "--start", "2", "--stop",
+                       "2", "--num", "3", "--out", str(tmp_path), "--quiet", "--workers", "1")
+    rows = list(csv.DictReader(open(tmp_path / "curve.csv")))
+    assert code == 0, err
+    assert len(rows) == 3 and len({(r["alpha"], r["eps_g"]) for r in rows}) == 1
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "inf"], "stop"),
+    (["curve", "teacher", "--vary", "alpha", "--start", "-inf", "--stop", "1"], "start"),
+    (["phase", "--x", "alpha", "--y", "chi", "--x-range", "1", "inf"], "x-range"),
+    (["phase", "--x", "alpha", "--y", "chi", "--y-range", "nan", "1"], "y-range"),
+    (["phase", "--x", "alpha", "--y", "chi", "--x-range", "2", "2"], "x-range"),
+])  # fmt: skip
+def test_non_finite_and_empty_ranges_are_one_line(argv, name, tmp_path, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
+        _one_line_error(capsys, [*argv, "--out", str(tmp_path / "o")], name)
+    assert not (tmp_path / "o").exists()

@@ -166,3 +166,27 @@ def test_parent_watchdog_alone_ends_an_orphaned_worker():
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+# -- paths with repeated values, empty paths ----------------------------------------------------
+
+
+def test_repeated_values_give_the_same_point_repeated():
+    from replica.sweep import teacher_curve
+
+    curve = teacher_curve("alpha", [2.0, 2.0, 2.0])
+    single = teacher_curve("alpha", [2.0])
+    assert curve.columns["eps_g"] == single.columns["eps_g"] * 3
+    assert all(curve.columns["converged"])
+    around = teacher_curve("alpha", [1.0, 2.0, 2.0, 3.0])  # the predictor skips the repeat
+    assert around.columns["eps_g"][1] == around.columns["eps_g"][2]
+    assert all(around.columns["converged"])
+
+
+def test_an_empty_path_is_a_parameter_error():
+    from replica.params import ParameterError
+    from replica.sweep import student_curve, teacher_curve
+
+    for curve in (teacher_curve, student_curve):
+        with pytest.raises(ParameterError, match="values"):
+            curve("alpha", [])

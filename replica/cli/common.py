@@ -45,6 +45,13 @@ def number(name: str, check: Callable[[str, float], float] | None = None):
     return parse
 
 
+def finite(name: str, value: float) -> float:
+    """A range check for :func:`number`: any finite number (path ends, axis ranges)."""
+    if not math.isfinite(value):
+        raise ParameterError(f"{name} must be a finite number; got {value!r}")
+    return value
+
+
 def integer(name: str, minimum: int = 1):
     """An argparse ``type=`` for an integer >= ``minimum`` naming ``name`` in its error."""
 

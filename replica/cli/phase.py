@@ -10,6 +10,7 @@ from replica.cli.common import (
     add_executor_args,
     add_quiet,
     executor_from_args,
+    finite,
     integer,
     note_resume,
     number,
@@ -38,7 +39,8 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--quantity", default="student.eps_g", help="what to map (default "
                    "student.eps_g)")  # fmt: skip
     for axis in ("x", "y"):
-        p.add_argument(f"--{axis}-range", nargs=2, type=number(f"{axis}-range"), default=None,
+        p.add_argument(f"--{axis}-range", nargs=2, type=number(f"{axis}-range", finite),
+                       default=None,
                        metavar=("START", "STOP"), help=f"{axis} range (default per parameter)")
         p.add_argument(f"--n{axis}", type=integer(f"n{axis}", 2), default=50,
                        help=f"grid points along {axis} (default 50)")
@@ -64,6 +66,9 @@ def build_spec(args: argparse.Namespace):
     for axis, name in (("x", x), ("y", y)):
         rng = getattr(args, f"{axis}_range")
         start, stop = (None, None) if rng is None else rng
+        if rng is not None and start == stop:
+            raise CliError(f"{axis}-range must have START != STOP (a diagram needs an "
+                           f"interval); got {start:g} {stop:g}")
         values[axis] = axis_values(name, start, stop, getattr(args, f"n{axis}"),
                                    getattr(args, f"{axis}_log"))  # fmt: skip
     if model == "teacher":
@@ -83,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     out = output_dir(args.out)
     tasks = phase_tasks(spec, segment=args.segment)
-    meta = {"command": "phase", "spec": spec.to_dict(), "segment": args.segment}
+    # the rows do not depend on which of their columns is mapped: --quantity student.q after
+    # a student.eps_g run re-uses its grid (only phase.png is redrawn)
+    meta = {"command": "phase", "rows": spec.rows_dict(), "segment": args.segment}
     journal = open_journal(out / "phase.csv", ("iy", "ix"), meta, args.restart)
     total = len(spec.x_values) * len(spec.y_values)
     note_resume(journal, total)
