@@ -164,13 +164,15 @@ UNWRITABLE_OUT = [
 
 @pytest.mark.parametrize("argv", UNWRITABLE_OUT, ids=lambda a: a[0])
 def test_unwritable_out_is_one_line_before_any_work(argv, tmp_path, capsys, monkeypatch):
+    import replica.figures  # noqa: F401 - imported before the patch, which must not leak
+    import replica.phase  # noqa: F401
     import replica.sweep
     import simulations.wide_network
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("computed before checking --out")
 
-    monkeypatch.setattr(replica.sweep, "run_tasks", must_not_run)
+    monkeypatch.setattr(replica.sweep, "solve_path", must_not_run)
     monkeypatch.setattr(simulations.wide_network, "run_kernel_experiment", must_not_run)
     out = _unwritable_dir(tmp_path)
     line = _one_line_error(capsys, [*argv, "--out", out, "--quiet", "--workers", "1"]
