@@ -261,3 +261,43 @@ def test_non_finite_and_empty_ranges_are_one_line(argv, name, tmp_path, capsys):
         warnings.simplefilter("error")  # no numpy RuntimeWarning on the way
         _one_line_error(capsys, [*argv, "--out", str(tmp_path / "o")], name)
     assert not (tmp_path / "o").exists()
+
+
+def _all_parsers(parser=None, name="kd-replica"):
+    import argparse
+
+    from replica.cli import build_parser
+
+    parser = parser or build_parser()
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_option_has_help_and_states_its_true_default():
+    import re
+
+    checked = 0
+    for command, parser in _all_parsers():
+        for action in parser._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{command} {action.option_strings[0]} has no help"
+            stated = re.search(r"\(default:? ([-+.\w]+)\)", action.help)
+            if stated and isinstance(action.default, int | float) and not isinstance(
+                    action.default, bool):  # fmt: skip
+                assert float(stated.group(1)) == action.default, (command, action.dest)
+                checked += 1
+    assert checked > 30
+
+
+def test_version_and_demo_help(capsys):
+    for argv in (["--version"], ["demo", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kd-replica 0.")
+    assert "(default 0.5)" in out and "--with-simulations" not in out

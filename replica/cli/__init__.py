@@ -31,11 +31,27 @@ COMMAND_MODULES = (
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (or, in a source checkout, setup.cfg's)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("kd-replica")
+    except metadata.PackageNotFoundError:
+        import configparser
+        from pathlib import Path
+
+        config = configparser.ConfigParser()
+        config.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+        return config.get("metadata", "version", fallback="unknown")
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="kd-replica",
         description="Replica theory and simulations of solvable knowledge-distillation models.",
     )
+    parser.add_argument("--version", action="version", version=f"kd-replica {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
     curve = commands.add_parser("curve", help="a theory curve along one parameter (CSV + PNG)")
