@@ -137,8 +137,11 @@ def _worker_initializer(parent_pid: int) -> None:
       ``SIGTERM`` restored to its default (exit at once);
     - standard input and output point to ``/dev/null``: results travel through the pool's
       own pipes, and a worker must neither read the parent's terminal nor write into a pipe
-      that captures the parent's output (standard error is kept for tracebacks).
+      that captures the parent's output (standard error is kept for tracebacks);
+    - BLAS uses one thread per worker (the pool is the parallelism: threaded BLAS in every
+      worker oversubscribes the cores; ``benchmarks/bench_cli.py`` measures the difference).
     """
+    limit_blas_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _set_parent_death_signal(signal.SIGKILL)
@@ -147,6 +150,17 @@ def _worker_initializer(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="kd-replica-watchdog",
                      daemon=True).start()  # fmt: skip
     _detach_stdin_stdout()
+
+
+def limit_blas_threads(n: int = 1) -> bool:
+    """Limit the BLAS/OpenMP thread pools of this process to ``n`` threads (threadpoolctl);
+    False if that is not possible."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        return False
+    threadpool_limits(limits=int(n))
+    return True
 
 
 def _set_parent_death_signal(signum: int) -> bool:

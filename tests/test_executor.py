@@ -190,3 +190,27 @@ def test_an_empty_path_is_a_parameter_error():
     for curve in (teacher_curve, student_curve):
         with pytest.raises(ParameterError, match="values"):
             curve("alpha", [])
+
+
+def _blas_threads(_=None) -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+               default=1)  # fmt: skip
+
+
+def test_pool_workers_and_cli_commands_use_one_blas_thread(monkeypatch, capsys):
+    pytest.importorskip("threadpoolctl")
+    with make_executor(2) as executor:
+        assert map_unordered(_blas_threads, [0, 1], executor=executor) == [1, 1]
+    import replica.cli.teacher
+    from replica.cli import main
+
+    seen = []
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.setattr(replica.cli.teacher, "run_point", lambda args: seen.append(_blas_threads()))
+    before = _blas_threads()
+    assert main(["teacher"]) == 0
+    assert seen == [1] and _blas_threads() == before  # restored after the command

@@ -97,6 +97,32 @@ def _terminate_cleanly():
             signal.signal(sig, handler)
 
 
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """One BLAS thread while a command runs, unless the user chose a number
+    (``OPENBLAS_NUM_THREADS`` & co.); the previous limits are restored afterwards.
+
+    The matrices here are small (N ~ 10^2..10^3): threaded BLAS spends more time waking and
+    spinning its threads than it saves, and oversubscribes the cores next to the worker
+    pool (``benchmarks/bench_cli.py``: the demo 3x faster serially; README "Command line").
+    """
+    import os
+
+    if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kd-replica`` console script; returns the exit code."""
     parser = build_parser()
@@ -104,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "scheduler", None) is not None:
             check_scheduler(args.scheduler)  # before anything is created or computed
-        with _terminate_cleanly():
+        with _terminate_cleanly(), single_threaded_blas():
             return int(args.handler(args) or 0)
     except (ParameterError, CliError) as exc:
         sys.stderr.write(f"kd-replica: error: {exc}\n")
