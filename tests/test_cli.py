@@ -301,3 +301,29 @@ def test_version_and_demo_help(capsys):
     out = capsys.readouterr().out
     assert out.startswith("kd-replica 0.")
     assert "(default 0.5)" in out and "--with-simulations" not in out
+
+
+def test_a_fully_resumed_run_shows_no_stale_bar(tmp_path, capsys):
+    argv = ["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2", "--num", "3",
+            "--out", str(tmp_path), "--workers", "1"]  # fmt: skip
+    assert main(argv) == 0
+    first = capsys.readouterr().err
+    assert "teacher curve" in first  # a bar while computing
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "resuming: 3 of 3 points" in err
+    assert "teacher curve" not in err and "0%" not in err
+
+
+def test_kernel_preparation_says_so_when_it_takes_time(capsys, monkeypatch):
+    import time
+
+    import replica.cli.common
+    import replica.sweep
+
+    monkeypatch.setattr(replica.cli.common, "COMPILE_NOTICE_AFTER", 0.05)
+    monkeypatch.setattr(replica.sweep, "solve_path", lambda task: time.sleep(0.3))
+    replica.cli.common.prepare_kernels()
+    assert "preparing the numba kernels" in capsys.readouterr().err
+    replica.cli.common.prepare_kernels(quiet=True)
+    assert capsys.readouterr().err == ""

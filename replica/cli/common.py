@@ -230,13 +230,25 @@ def note_resume(journal, total: int) -> None:
 
 
 class Progress:
-    """A progress bar counting points, usable as ``run_tasks(progress=...)``."""
+    """A progress bar counting points, usable as ``run_tasks(progress=...)``.
 
-    def __init__(self, total: int, desc: str, quiet: bool):
-        self.bar = progress(total=total, desc=desc, quiet=quiet)
+    ``already`` points were found done by an earlier run (the journal's ``resumed``): the bar
+    starts there rather than at 0 %, the first ``already`` points reported (``run_tasks``
+    reports the skipped ones first) are absorbed, and a run with nothing left shows no bar.
+    """
+
+    def __init__(self, total: int, desc: str, quiet: bool, already: int = 0):
+        already = max(0, min(int(already), total))
+        self.absorb = already
+        self.bar = progress(total=total, desc=desc, quiet=quiet or already >= total)
+        if already:
+            self.bar.update(already)
 
     def __call__(self, n: int) -> None:
-        self.bar.update(n)
+        absorbed = min(n, self.absorb)
+        self.absorb -= absorbed
+        if n - absorbed:
+            self.bar.update(n - absorbed)
 
     def close(self) -> None:
         self.bar.close()
@@ -246,3 +258,34 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+COMPILE_NOTICE_AFTER = 1.0  # seconds of kernel preparation before saying so
+
+
+def prepare_kernels(quiet: bool = False) -> float:
+    """Load the numba kernels of the replica solvers in this process, compiling them on first
+    use, before any worker is forked (the workers inherit them instead of each loading or
+    compiling its own). Says so on stderr if that takes more than a second, instead of
+    sitting silently at a 0 % bar. Returns the seconds it took."""
+    import threading
+    import time
+
+    from replica.sweep import path_tasks, solve_path
+
+    def notice() -> None:
+        sys.stderr.write("kd-replica: preparing the numba kernels (compiled on first use, "
+                         "~15 s on 2 cores; cached on disk for later runs) ...\n")
+        sys.stderr.flush()
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER, notice)
+    timer.daemon = True
+    if not quiet:
+        timer.start()
+    start = time.perf_counter()
+    try:
+        for model, fixed in (("teacher", {"lam": 0.1}), ("student", {"lam_t": 0.1})):
+            solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start

@@ -12,6 +12,7 @@ from replica.cli.common import (
     executor_from_args,
     integer,
     number,
+    prepare_kernels,
 )
 from replica.cli.models import output_dir, warn
 from replica.params import check_positive
@@ -68,6 +69,7 @@ def make(args: argparse.Namespace, number_: int) -> int:
 
     from saddle.checkpoint import CheckpointMismatch
 
+    prepare_kernels(args.quiet)
     with executor_from_args(args) as executor:
         try:
             paths = make_figure(number_, out, resolution=args.resolution, executor=executor,

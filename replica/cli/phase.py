@@ -15,6 +15,7 @@ from replica.cli.common import (
     note_resume,
     number,
     open_journal,
+    prepare_kernels,
 )
 from replica.cli.models import add_student_params, output_dir, student_kwargs
 from replica.params import check_nonnegative
@@ -94,8 +95,10 @@ def run(args: argparse.Namespace) -> int:
     journal = open_journal(out / "phase.csv", ("iy", "ix"), meta, args.restart)
     total = len(spec.x_values) * len(spec.y_values)
     note_resume(journal, total)
+    if journal.resumed < total:
+        prepare_kernels(args.quiet)
     with executor_from_args(args, len(tasks)) as executor, \
-            Progress(total, "phase diagram", args.quiet) as bar:  # fmt: skip
+            Progress(total, "phase diagram", args.quiet, journal.resumed) as bar:
         diagram = compute_phase(spec, executor=executor, journal=journal, progress=bar,
                                 segment=args.segment)  # fmt: skip
     plot_phase(diagram, out / "phase.png")

@@ -14,6 +14,7 @@ from replica.cli.common import (
     integer,
     note_resume,
     open_journal,
+    prepare_kernels,
     print_json,
 )
 from replica.cli.models import (
@@ -102,8 +103,10 @@ def run_curve_command(
             "segment": args.segment}  # fmt: skip
     journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
     note_resume(journal, len(values))
+    if journal.resumed < len(values):
+        prepare_kernels(args.quiet)
     with executor_from_args(args, len(tasks)) as executor, \
-            Progress(len(values), f"{model} curve", args.quiet) as bar:  # fmt: skip
+            Progress(len(values), f"{model} curve", args.quiet, journal.resumed) as bar:
         rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
     curve = Curve(model, vary, fixed, rows_to_columns(rows))
     plot_curve(curve, out / "curve.png", series=series, bounds=bounds)
