@@ -64,8 +64,15 @@ def _check_vary(vary: str, allowed: Sequence[str]) -> str:
 
 
 def validate_path(params_class, vary: str, values: Iterable[float], fixed: dict) -> None:
-    """Construct ``params_class`` at every value of the path: fail fast, before a long sweep."""
+    """Construct ``params_class`` at every value of the path: fail fast, before a long sweep.
+
+    Raises :class:`ParameterError` for an empty path or an invalid value (repeated values are
+    fine: the same point repeated)."""
     base, _ = split_params(params_class, fixed)
+    values = list(values)
+    if not values:
+        raise ParameterError("values must hold at least one value of the swept parameter; "
+                             "got an empty path")
     if vary != "alpha" and "alpha" not in base:
         raise ParameterError("alpha must be given when it is not varied")
     for value in values:

@@ -28,6 +28,8 @@ from numba import njit
 from saddle.results import ValueEquality
 
 CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION = 0, 1, 2, 3
+#: The columns of a solution's convergence report in a row (:meth:`ReportedSolution.convergence`)
+REPORT_COLUMNS = ("converged", "nit", "residual", "status")
 _MESSAGES = {
     CONVERGED: "converged: residual below tolerance",
     MAX_ITER: "not converged: maximum number of iterations reached",
@@ -337,5 +339,4 @@ class ReportedSolution:
 
     def convergence(self) -> dict:
         """``{"converged", "nit", "residual", "status"}``: the report's columns in a row."""
-        return {"converged": self.converged, "nit": self.nit, "residual": self.residual,
-                "status": self.status}  # fmt: skip
+        return {name: getattr(self, name) for name in REPORT_COLUMNS}

@@ -16,10 +16,10 @@ from replica.cli.figures import add_figure_args, make
 
 def register(commands, curve, simulate) -> None:
     p = commands.add_parser("demo", help="paper Fig. 2 with simulation points (a few minutes)")
-    add_figure_args(p, out="kd-replica-demo", n=500, seeds=4)
-    p.set_defaults(handler=run, resolution=0.5)
+    add_figure_args(p, out="kd-replica-demo", n=500, seeds=4, resolution=0.5,
+                    optional_simulations=False)
+    p.set_defaults(handler=run, with_simulations=True)
 
 
 def run(args: argparse.Namespace) -> int:
-    args.with_simulations = True
     return make(args, 2)
