@@ -286,3 +286,62 @@ def student_training_observables(
                 below = 1.0 if gap > 0.0 else 0.0
             error += pc * w1[i] * (below if s > 0.0 else 1.0 - below)
     return loss, ce, error, mse_out, mse_pre
+
+
+@njit(cache=True)
+def student_channel_marginals(
+    m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, out1, out2,
+):  # fmt: skip
+    """The student's channel integrands averaged over one direction, for quadrature checks.
+
+    For the six integrands ``g_k(z1, z2)`` of :func:`student_channel_averages`, in units of
+    order one (``s f / F``, ``f^2 / F^2``, ``a V / (1 + a V)``, ``f f~ / F``, ``V (c - a a~
+    V_S) / ((1 + a~ V~)(1 + a V))`` and ``f / F``, with ``F = (1 - chi) + kd_weight / T`` the
+    largest possible ``|f|``), summed over the classes with their weights, fills
+
+        out1[k, i] = sum_j w2_j g_k(z1_i, z2_j)    (the z2-average at each z1 node),
+        out2[k, j] = sum_i w1_i g_k(z1_i, z2_j)    (the z1-average at each z2 node),
+
+    so that ``out1 @ w1 = out2 @ w2`` are the channel averages. A rule in ``z1`` resolves
+    the channel when it integrates the rows of ``out1`` accurately, and likewise in ``z2``.
+    At small ``lam_s`` the susceptibility ``V`` is large and the student's proximal point is
+    nearly piecewise linear in the cavity field, with two kinks of width ~``T``; over a wide
+    residual field ``sqrt(delta (q - S^2/q~))`` they are too sharp for a Gauss-Hermite rule.
+    """
+    out1[:, :] = 0.0
+    out2[:, :] = 0.0
+    residual_var = q - S * S / q_t
+    if residual_var < 0.0 or V <= 0.0:
+        out1[:, :] = np.nan
+        out2[:, :] = np.nan
+        return
+    sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
+    sd_2 = math.sqrt(delta * residual_var)
+    scale = (1.0 - chi) + kd_weight / temperature
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        for i in range(z1.size):
+            h_t = teacher_h[cls, i]
+            f_t = teacher_f[cls, i]
+            a_t = teacher_a[cls, i]
+            t = sigmoid(h_t / temperature)
+            c = kd_loss_cross_derivative(h_t, temperature, kd_weight)
+            centre = s * m + b + sd_1 * z1[i] + V_S * f_t
+            h, a, omega_prev = centre, 0.0, centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                guess = h + (omega - omega_prev) / (1.0 + a * V)
+                h, a = prox_tempered_logistic_curvature(
+                    omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, guess
+                )
+                omega_prev = omega
+                f = (h - omega) / V / scale
+                r = 1.0 / (1.0 + a * V)
+                values = (
+                    s * f, f * f, a * V * r, f * f_t,
+                    V * (c - a * a_t * V_S) * r / (1.0 + a_t * V_t), f,
+                )  # fmt: skip
+                for k in range(6):
+                    out1[k, i] += pc * w2[j] * values[k]
+                    out2[k, j] += pc * w1[i] * values[k]

@@ -37,7 +37,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from replica.channel import student_channel_averages, student_training_observables
+from replica.channel import (
+    student_channel_averages,
+    student_channel_marginals,
+    student_training_observables,
+)
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
 from replica.losses import kd_term_weight
 from replica.params import (
@@ -46,6 +50,7 @@ from replica.params import (
     ParameterError,
     check_nonnegative,
     check_positive,
+    check_rule_nodes,
     check_smoothing,
     check_unit_interval,
 )
@@ -66,11 +71,17 @@ from saddle.fixed_point import (
     ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
+    unresolved_quadrature,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 
 TEACHERS = ("ridge", "bayes")
 DEFAULT_STUDENT_NODES = (64, 24)
+# The rules in z1 and z2 are re-adapted to the student's fields at its solution and the
+# solution re-solved on them, at most this many times (each a warm start).
+STUDENT_QUADRATURE_ROUNDS = 5
+# Panel budget of the adaptive rule in each direction of the student's average (8 nodes each).
+STUDENT_MAX_PANELS = 160
 
 
 @dataclass(frozen=True)
@@ -213,8 +224,9 @@ class StudentSolution(ReportedSolution):
     eps_bo_student, eps_bo_teacher : float
         Bayes-optimal errors of the ``eta``-sparse student and of a full classifier.
     report : FixedPointResult
-    quadrature : GaussHermite, optional
-        The ``z1`` rule used (Gauss-Hermite, or adapted to the teacher's fields).
+    quadrature, quadrature_z2 : GaussHermite, optional
+        The ``z1`` and ``z2`` rules used (Gauss-Hermite, or adaptive rules resolving the
+        teacher's fields and the student's channel at the solution).
     """
 
     params: StudentParams
@@ -240,6 +252,7 @@ class StudentSolution(ReportedSolution):
     eps_bo_teacher: float
     report: FixedPointResult = field(repr=False)
     quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
+    quadrature_z2: GaussHermite | None = field(default=None, repr=False, compare=False)
 
     @property
     def state(self) -> np.ndarray:
@@ -372,15 +385,13 @@ def solve_student(
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    n1, n2 = int(n_nodes[0]), int(n_nodes[1])
+    n1, n2 = check_nodes(n_nodes)
     if adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
         rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
     else:
         rule1 = gauss_hermite(n1)
-    rule2 = gauss_hermite(n2)
-    z1, w1, z2, w2 = rule1.nodes, rule1.weights, rule2.nodes, rule2.weights
-    teacher_h, teacher_f, teacher_a = tsol.node_fields(z1)
+    grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes))
     p_pos, p_neg = params.targets
     kd_weight = params.kd_weight
     q_t = tsol.q
@@ -388,8 +399,8 @@ def solve_student(
     def iterate(lam: float, start: np.ndarray) -> FixedPointResult:
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
-            teacher_h, teacher_f, teacher_a, p_pos, p_neg, params.chi, params.temperature,
-            kd_weight, z1, w1, z2, w2,
+            *grid.fields, p_pos, p_neg, params.chi, params.temperature,
+            kd_weight, *grid.nodes_weights,
         )  # fmt: skip
 
         def update(x: np.ndarray) -> np.ndarray:
@@ -430,7 +441,13 @@ def solve_student(
             state = step.x
         if step.converged:
             report = step
+    if adapt_quadrature and report.converged:
+        report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
+        total += extra
     report = dataclasses.replace(report, nit=total)
+    z1, w1, z2, w2 = grid.nodes_weights
+    teacher_h, teacher_f, teacher_a = grid.fields
+    rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
     esf, ef2, ea, eff, ex, _ = student_channel_averages(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
@@ -452,8 +469,129 @@ def solve_student(
         m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
         bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
         bayes_optimal_error(params.alpha, params.mixture),
-        report, rule1,
+        report, rule1, grid.rule2,
     )  # fmt: skip
+
+
+def check_nodes(n_nodes) -> tuple[int, int]:
+    """Validate the student's ``n_nodes = (n1, n2)``: integers in ``[2, MAX_RULE_NODES]``."""
+    try:
+        n1, n2 = n_nodes
+    except (TypeError, ValueError):
+        raise ParameterError(f"n_nodes must be a pair of integers; got {n_nodes!r}") from None
+    return check_rule_nodes("n_nodes", n1), check_rule_nodes("n_nodes", n2)
+
+
+class _StudentGrid:
+    """The current quadrature of the student's average: rules in ``z1``, ``z2`` and the
+    teacher's fields at the ``z1`` nodes (mutable: re-adapted at the solution)."""
+
+    def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
+        self.rule1, self.rule2, self.fields = rule1, rule2, fields
+
+    @property
+    def nodes_weights(self) -> tuple:
+        return self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights
+
+
+def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                   grid: _StudentGrid):  # fmt: skip
+    """``(probe1, probe2)``: functions of ``z1`` and of ``z2`` whose averages a rule must
+    resolve in that direction at the student's ``state``.
+
+    ``probe1(z)`` stacks the teacher's field probes (:func:`replica.teacher.teacher_probe`) and
+    the student's channel integrands averaged over ``z2`` with the current ``z2`` rule;
+    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule
+    (:func:`replica.channel.student_channel_marginals`).
+    """
+    m, q, S, V, V_S, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    teacher = teacher_probe(tsol.params, tsol.state, params.temperature)
+    args = (m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V)
+    loss = (p_pos, p_neg, params.chi, params.temperature, params.kd_weight)
+
+    def probe1(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        out1, out2 = np.empty((6, z.size)), np.empty((6, grid.rule2.size))
+        student_channel_marginals(*args, *tsol.node_fields(z), *loss, z, np.zeros(z.size),
+                                  grid.rule2.nodes, grid.rule2.weights, out1, out2)  # fmt: skip
+        return np.vstack([teacher(z), out1])
+
+    def probe2(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        out1, out2 = np.empty((6, grid.rule1.size)), np.empty((6, z.size))
+        student_channel_marginals(*args, *grid.fields, *loss, grid.rule1.nodes,
+                                  grid.rule1.weights, z, np.zeros(z.size), out1, out2)  # fmt: skip
+        return out2
+
+    return probe1, probe2
+
+
+def _same_rule(a: GaussHermite, b: GaussHermite) -> bool:
+    return a is b or (a.size == b.size and np.array_equal(a.nodes, b.nodes))
+
+
+def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
+    """A-posteriori quadrature control of the student's fixed point (both directions).
+
+    At the converged state, each direction's rule is checked against the rule with twice the
+    nodes on the functions of :func:`student_probes` and, where they differ by more than
+    ``QUADRATURE_TOL``, replaced by an adaptive composite rule built at that state
+    (:func:`saddle.quadrature.resolved_rule`); the fixed point is then re-solved from the
+    state on the new rules, until the rules adapted at the solution are the rules it was
+    solved on, or the solution moves by less than ``QUADRATURE_STATE_TOL`` (relative).
+    Where the Gauss-Hermite rules resolve the channel nothing changes (bit for bit).
+    Returns the final report, flagged status 4 if the rules could not be made to resolve the
+    channel, and the number of extra map evaluations.
+    """
+    extra = 0
+    for round_ in range(STUDENT_QUADRATURE_ROUNDS + 1):
+        if not _adapt_student_rules(params, tsol, grid, report.x, n1, n2):
+            break
+        if round_ == STUDENT_QUADRATURE_ROUNDS:
+            return unresolved_quadrature(report, "the adapted rules keep changing"), extra
+        previous = report
+        report = iterate(params.lam_s, previous.x)
+        extra += report.nit
+        if not report.converged:
+            return report, extra
+        change = np.max(np.abs(report.x - previous.x) / np.maximum(1.0, np.abs(report.x)))
+        if change <= QUADRATURE_STATE_TOL:
+            # Rules adapted at nearby states differ only where a panel's error is at the
+            # threshold; the fixed point no longer moves with them.
+            break
+    worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
+    if worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+        reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
+        report = unresolved_quadrature(report, reason)
+    return report, extra
+
+
+def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
+    """Replace ``grid``'s rules by rules resolving the student's channel at ``state``.
+
+    Returns whether a rule changed. The ``z1`` rule is checked on the ``z2``-averages taken
+    with the new ``z2`` rule (an unresolved ``z2`` average is not smooth in ``z1``).
+    """
+    changed = False
+    probe2 = student_probes(params, tsol, state, grid)[1]
+    new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+    if not _same_rule(new2, grid.rule2):
+        grid.rule2 = new2
+        changed = True
+    probe1 = student_probes(params, tsol, state, grid)[0]
+    new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+    if not _same_rule(new1, grid.rule1):
+        grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
+        changed = True
+    return changed
+
+
+# Relative change of the state below which a re-solve on re-adapted rules is accepted.
+QUADRATURE_STATE_TOL = 1e-9
+# An adaptive rule whose estimated error exceeds the tolerance by this factor (its panel
+# budget ran out) flags the solution as unresolved (status 4).
+UNRESOLVED_FACTOR = 10.0
 
 
 def _no_finite_student(params: StudentParams, tsol: TeacherSolution, reason: str,

@@ -36,6 +36,7 @@ from replica.params import (
     ParameterError,
     check_nonnegative,
     check_positive,
+    check_rule_nodes,
     check_smoothing,
 )
 from replica.prior import ridge_teacher_prior
@@ -340,6 +341,7 @@ def solve_teacher(
     the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards.
     """
     params = TeacherParams(alpha, rho, delta, lam, smoothing, loss)
+    n_nodes = check_rule_nodes("n_nodes", n_nodes)
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[loss]
     if params.loss == "logistic":
