@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from replica.stages import TEACHER_KINDS as _TEACHER_REGISTRY
+
 
 class ParameterError(ValueError):
     """A model or numerical parameter is outside its valid range."""
@@ -187,7 +189,8 @@ class Parameter:
         return self.check(name or self.name, value)
 
 
-TEACHER_KINDS = ("ridge", "bayes")
+# The teacher kinds are those of the one registry (replica.stages.TEACHER_KINDS)
+TEACHER_KINDS = tuple(_TEACHER_REGISTRY)
 
 _PARAMETERS = (
     Parameter("alpha", check_positive, None, r"$\alpha$", "sample ratio M/N > 0",
@@ -330,6 +333,19 @@ def check_solver_options(*, tol, damping, max_iter) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # Parameter objects
 # ----------------------------------------------------------------------------------------------
+
+# Largest Gauss-Hermite rule a solver may be asked for: its accuracy is checked against the rule
+# with twice the nodes, and numpy's rules lose their weights to overflow from 383 nodes on.
+MAX_RULE_NODES = 180
+
+
+def check_rule_nodes(name: str, value) -> int:
+    """Return a number of quadrature nodes: an integer in ``[2, MAX_RULE_NODES]``."""
+    x = check_count(name, value, minimum=2)
+    if x > MAX_RULE_NODES:
+        raise ParameterError(f"{name} must be an integer <= {MAX_RULE_NODES}; got {value!r}")
+    return x
+
 
 @dataclass(frozen=True)
 class GaussianMixture:

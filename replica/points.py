@@ -19,7 +19,8 @@ import math
 from collections.abc import Callable
 
 from replica.errors import bayes_optimal_error
-from replica.params import default, split_params, teacher_values
+from replica.params import default, split_params
+from replica.stages import teacher_kind
 from replica.student import StudentParams, StudentSolution, solve_student
 from replica.teacher import TeacherParams, TeacherSolution, solve_teacher
 
@@ -63,13 +64,13 @@ def point_solver(model: str, vary: str, fixed: dict) -> PointSolver:
     def solve_student_point(values: dict, previous):
         params = StudentParams(**{**base, **values})
         teacher = None
-        if params.teacher == "ridge":
-            teacher_params = teacher_values(params)
-            key = tuple(teacher_params.values())
+        kind = teacher_kind(params.teacher)
+        if kind.fitted:  # solved once per value of what it depends on (kind.key)
+            key = kind.key(params)
             teacher = cache.get(key)
             if teacher is None:
                 warm = None if previous is None else previous[0]
-                teacher = solve_teacher(**teacher_params, initial=warm, warn=False, **teacher_kw)
+                teacher = kind.solve_theory(params, initial=warm, warn=False, **teacher_kw)
                 cache.clear()
                 cache[key] = teacher
         sol = solve_student(

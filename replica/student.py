@@ -3,13 +3,16 @@
 The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
 teacher's own training inputs,
 
-    sum_mu (1 - chi) CE(p_mu, sigma(h_mu)) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
+    sum_mu (1 - chi) l(y_mu, h_mu) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
            + lam_s / 2 |w|^2,
 
 with ``c_T = 1`` (the paper) or ``T^2`` (Hinton's scaling), where ``h~_mu`` is the trained
-teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). Two teachers:
+teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). The label loss ``l``
+is a row of :mod:`replica.losses` (``loss``: the paper's ``CE(p, sigma(h))``, square or hinge);
+the distillation term is always the tempered cross-entropy. The teacher is one of the kinds
+of :data:`replica.stages.TEACHER_KINDS`:
 
-- ``"ridge"``: the ridge logistic teacher of :mod:`replica.teacher`, solved first;
+- ``"ridge"``: the ridge teacher of :mod:`replica.teacher` (loss ``teacher_loss``), solved first;
 - ``"bayes"``: the Bayes-optimal proxy teacher of paper Eq. 23-24 (App. A.3),
   ``w~ = v + sqrt(delta/alpha) g``, not trained on the samples: ``m~ = 1``,
   ``q~ = 1 + delta/alpha``, ``V~ = 0`` and no self-fit response (``f~ = 0``).
@@ -37,14 +40,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from replica.channel import student_channel_averages, student_training_observables
+from replica.channel import (
+    channel_scratch,
+    student_channel_averages,
+    student_channel_marginals,
+    student_training_observables,
+    teacher_kink_nodes,
+)
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
-from replica.losses import kd_term_weight
+from replica.losses import KINKED, LOGISTIC, LOSS_KINDS, kd_term_weight
 from replica.observables import prefixed
 from replica.params import (
-    TEACHER_KINDS,
     MixtureParamsMixin,
     ParameterError,
+    check_rule_nodes,
     check_solver_options,
     default,
     resolve_params,
@@ -52,12 +61,11 @@ from replica.params import (
     validate_fields,
 )
 from replica.prior import ridge_student_prior
+from replica.stages import TEACHER_KINDS, teacher_kind
 from replica.teacher import (
-    LOSSES,
     QUADRATURE_TOL,
     TeacherSolution,
     limited_bias_step,
-    solve_teacher,
     teacher_probe,
     teacher_training_observables,
 )
@@ -68,16 +76,29 @@ from saddle.fixed_point import (
     ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
+    unresolved_quadrature,
+)
+from saddle.piecewise import (
+    SPLIT_CUTOFF,
+    SPLIT_PANEL,
+    legendre_rule,
+    split_gaussian_rule,
+    split_rule_capacity,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 from saddle.results import ValueEquality
 
-TEACHERS = TEACHER_KINDS  # (alias; the kinds are defined with the schema)
+TEACHERS = tuple(TEACHER_KINDS)
 STUDENT_OBSERVABLES = (
     "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
     "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat", "Qhat_x", "Vhat_x",
 )  # fmt: skip
 DEFAULT_STUDENT_NODES = (64, 24)
+# The rules in z1 and z2 are re-adapted to the student's fields at its solution and the
+# solution re-solved on them, at most this many times (each a warm start).
+STUDENT_QUADRATURE_ROUNDS = 5
+# Panel budget of the adaptive rule in each direction of the student's average (8 nodes each).
+STUDENT_MAX_PANELS = 160
 
 
 @dataclass(frozen=True)
@@ -103,7 +124,16 @@ class StudentParams(MixtureParamsMixin):
     smoothing : float
         Label smoothing ``eps`` of the hard-label targets (teacher's and student's).
     teacher : {"ridge", "bayes"}
-        Ridge logistic teacher or Bayes-optimal proxy teacher.
+        Teacher kind (:data:`replica.stages.TEACHER_KINDS`): ridge teacher or Bayes-optimal
+        proxy.
+    loss : {"logistic", "square", "hinge"}
+        The student's *label* term ``(1 - chi) l(y, h)`` (:mod:`replica.losses`); the
+        distillation term stays the tempered cross-entropy.
+    teacher_loss : {"logistic", "square", "hinge"}
+        The ridge teacher's loss (unused by the Bayes proxy).
+
+    Non-logistic losses need a positive ridge (``lam_s > 0``, and ``lam_t > 0`` for a hinge
+    teacher).
     """
 
     alpha: float
@@ -117,9 +147,19 @@ class StudentParams(MixtureParamsMixin):
     t2_scaling: bool = default("t2_scaling")
     smoothing: float = default("smoothing")
     teacher: str = default("teacher")
+    loss: str = "logistic"
+    teacher_loss: str = "logistic"
 
     def __post_init__(self) -> None:
         validate_fields(self)  # the schema's checks (replica.params.PARAMETERS)
+        for name in ("loss", "teacher_loss"):
+            if getattr(self, name) not in LOSS_KINDS:
+                raise ParameterError(f"{name} must be one of {sorted(LOSS_KINDS)}; "
+                                     f"got {getattr(self, name)!r}")  # fmt: skip
+        if self.loss != "logistic" and self.lam_s == 0.0:
+            raise ParameterError(f"lam_s must be > 0 for the {self.loss} loss; got 0.0")
+        if self.teacher_loss == "hinge" and self.teacher == "ridge" and self.lam_t == 0.0:
+            raise ParameterError("lam_t must be > 0 for the hinge loss; got 0.0")
 
     @property
     def kd_weight(self) -> float:
@@ -142,8 +182,9 @@ def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSol
     m, q, b = bayes_optimal_overlaps(alpha, rho, delta)
     quad = gauss_hermite(96)
     train_loss, train_error = teacher_training_observables(
-        m, q, 0.0, b, rho, delta, LOSSES["logistic"], 1.0, 0.0, quad.nodes, quad.weights
-    )
+        m, q, 0.0, b, rho, delta, LOGISTIC, 1.0, 0.0, quad.nodes, quad.weights,
+        channel_scratch(quad.size),
+    )  # fmt: skip
     report = FixedPointResult(np.array([m, q, 0.0, b]), True, CONVERGED, "closed form", 0, 0.0, ())
     eps = float(generalisation_error(m, q, b, rho, delta))
     nan = math.nan
@@ -153,31 +194,32 @@ def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSol
 
 
 @njit(cache=True)
-def student_conjugates(esf, ef2, ea, eff, ex, alpha, delta):
-    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = alpha delta E[a/(1+aV)]``,
-    ``Q^x = alpha delta E[f f~]``, ``V^x = alpha delta E[(c - a a~ V_S)/((1+a~V~)(1+aV))]``."""
+def student_conjugates(esf, ef2, eg, eff, ex, alpha, delta):
+    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = -alpha delta E[df/d om]``,
+    ``Q^x = alpha delta E[f f~]``, ``V^x = -alpha delta E[df/d om~]`` (:mod:`replica.channel`)."""
     ad = alpha * delta
-    return alpha * esf, ad * ef2, ad * ea, ad * eff, ad * ex
+    return alpha * esf, ad * ef2, ad * eg, ad * eff, ad * ex
 
 
 @njit(cache=True)
 def student_map(
     m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
-    teacher_h, teacher_f, teacher_a, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    teacher_h, teacher_f, teacher_r, teacher_g, loss_kind, p_pos, p_neg, chi, temperature,
+    kd_weight, z1, w1, z2, w2, scratch,
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
-    esf, ef2, ea, eff, ex, ef = student_channel_averages(
-        m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
-        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    esf, ef2, eg, eff, ex, ef = student_channel_averages(
+        m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
+        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
     )  # fmt: skip
-    mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, ea, eff, ex, alpha, delta)
+    mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, eg, eff, ex, alpha, delta)
     m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
         mhat, Qhat, Vhat, Qhat_x, Vhat_x, lam_s, eta, delta, m_t, q_t, V_t
     )
-    b_n = limited_bias_step(b, ef, ea, 1.0 + 2.0 * math.sqrt(delta * q))
+    b_n = limited_bias_step(b, ef, eg, 1.0 + 2.0 * math.sqrt(delta * q))
     return m_n, q_n, S_n, V_n, VS_n, b_n
 
 
@@ -204,8 +246,9 @@ class StudentSolution(ValueEquality, ReportedSolution):
     eps_bo_student, eps_bo_teacher : float
         Bayes-optimal errors of the ``eta``-sparse student and of a full classifier.
     report : FixedPointResult
-    quadrature : GaussHermite, optional
-        The ``z1`` rule used (Gauss-Hermite, or adapted to the teacher's fields).
+    quadrature, quadrature_z2 : GaussHermite, optional
+        The ``z1`` and ``z2`` rules used (Gauss-Hermite, or adaptive rules resolving the
+        teacher's fields and the student's channel at the solution).
     """
 
     params: StudentParams
@@ -231,6 +274,7 @@ class StudentSolution(ValueEquality, ReportedSolution):
     eps_bo_teacher: float
     report: FixedPointResult = field(repr=False)
     quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
+    quadrature_z2: GaussHermite | None = field(default=None, repr=False, compare=False)
 
     @property
     def state(self) -> np.ndarray:
@@ -282,7 +326,7 @@ def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np
       teacher's huge bias would throw a small student far off).
     """
     eta = params.eta
-    if params.chi > 0.0 and params.teacher == "ridge" and teacher.V > 0.0:
+    if params.chi > 0.0 and teacher_kind(params.teacher).fitted and teacher.V > 0.0:
         return np.array([eta * teacher.m, eta * teacher.q, 0.9 * eta * teacher.q,
                          eta * teacher.V, 0.0, teacher.b * math.sqrt(eta)])  # fmt: skip
     q = eta
@@ -302,6 +346,8 @@ def solve_student(
     t2_scaling: bool = default("t2_scaling"),
     smoothing: float = default("smoothing"),
     teacher: str = default("teacher"),
+    loss: str = "logistic",
+    teacher_loss: str = "logistic",
     *,
     params: StudentParams | None = None,
     teacher_solution: TeacherSolution | None = None,
@@ -318,13 +364,15 @@ def solve_student(
     Parameters
     ----------
     alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
+    loss, teacher_loss
         See :class:`StudentParams`.
     params : StudentParams, optional
         The parameters as one object instead (also accepted in place of ``alpha``); the model
         keywords must then be left at their defaults.
     teacher_solution : TeacherSolution, optional
-        The ridge teacher already solved at the same ``(alpha, rho, delta, lam_t, smoothing)``
-        (saves its solve along a sweep in student-only parameters). Ignored for ``"bayes"``.
+        The ridge teacher already solved at the same
+        ``(alpha, rho, delta, lam_t, smoothing, teacher_loss)`` (saves its solve along a sweep in
+        student-only parameters). Ignored for a teacher kind that is not fitted (``"bayes"``).
     initial : array_like, optional
         Starting ``(m, q, S, V, V_S, b)``, e.g. ``previous.state``.
     n_nodes : (int, int)
@@ -353,47 +401,53 @@ def solve_student(
     """
     given = dict(rho=rho, delta=delta, eta=eta, lam_t=lam_t, lam_s=lam_s, chi=chi,
                  temperature=temperature, t2_scaling=t2_scaling, smoothing=smoothing,
-                 teacher=teacher)  # fmt: skip
+                 teacher=teacher, loss=loss, teacher_loss=teacher_loss)  # fmt: skip
     params = resolve_params(StudentParams, alpha, given, params)
     check_solver_options(tol=tol, damping=damping, max_iter=max_iter)
-    if params.teacher == "bayes":
-        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
-    elif teacher_solution is not None:
+    kind = teacher_kind(params.teacher)
+    if kind.fitted and teacher_solution is not None:
         tp = teacher_solution.params
-        wanted = teacher_values(params)
-        if {k: getattr(tp, k) for k in wanted} != wanted or tp.loss != "logistic":
+        wanted = {**teacher_values(params), "loss": params.teacher_loss}
+        if {k: getattr(tp, k) for k in wanted} != wanted:
             raise ParameterError("teacher_solution was solved at other parameters")
         tsol = teacher_solution
     else:
-        tsol = solve_teacher(**teacher_values(params), warn=warn)
+        tsol = kind.solve_theory(params, warn=warn)
     from replica.thresholds import student_has_finite_solution
 
-    finite, reason = student_has_finite_solution(
-        params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
-        params.smoothing,
-    )  # fmt: skip
+    finite, reason = True, ""
+    if params.loss == "logistic":
+        finite, reason = student_has_finite_solution(
+            params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
+            params.smoothing,
+        )  # fmt: skip
     if not tsol.finite:
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    n1, n2 = int(n_nodes[0]), int(n_nodes[1])
-    if adapt_quadrature:
+    n1, n2 = check_nodes(n_nodes)
+    kinks = teacher_kink_nodes(tsol.m, tsol.q, tsol.V, tsol.b, tsol.params.rho,
+                               tsol.params.delta, LOSS_KINDS[tsol.params.loss],
+                               *tsol.params.targets)  # fmt: skip
+    if kinks:
+        rule1 = kink_split_rule(kinks)
+    elif adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
         rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
     else:
         rule1 = gauss_hermite(n1)
-    rule2 = gauss_hermite(n2)
-    z1, w1, z2, w2 = rule1.nodes, rule1.weights, rule2.nodes, rule2.weights
-    teacher_h, teacher_f, teacher_a = tsol.node_fields(z1)
+    grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes))
     p_pos, p_neg = params.targets
     kd_weight = params.kd_weight
+    loss_kind = LOSS_KINDS[params.loss]
     q_t = tsol.q
+    scratch = channel_scratch(n2)
 
     def iterate(lam: float, start: np.ndarray) -> FixedPointResult:
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
-            teacher_h, teacher_f, teacher_a, p_pos, p_neg, params.chi, params.temperature,
-            kd_weight, z1, w1, z2, w2,
+            *grid.fields, loss_kind, p_pos, p_neg, params.chi, params.temperature,
+            kd_weight, *grid.nodes_weights, scratch,
         )  # fmt: skip
 
         def update(x: np.ndarray) -> np.ndarray:
@@ -434,16 +488,23 @@ def solve_student(
             state = step.x
         if step.converged:
             report = step
+    if adapt_quadrature and report.converged:
+        report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
+        total += extra
     report = dataclasses.replace(report, nit=total)
+    z1, w1, z2, w2 = grid.nodes_weights
+    fields = grid.fields
+    rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
-    esf, ef2, ea, eff, ex, _ = student_channel_averages(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
-        teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+    esf, ef2, eg, eff, ex, _ = student_channel_averages(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, fields.r,
+        fields.g, loss_kind, p_pos, p_neg, params.chi, params.temperature, kd_weight,
+        z1, w1, z2, w2, scratch,
     )  # fmt: skip
-    conj = student_conjugates(esf, ef2, ea, eff, ex, params.alpha, params.delta)
+    conj = student_conjugates(esf, ef2, eg, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, teacher_h, teacher_f,
-        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, loss_kind,
+        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, scratch,
     )  # fmt: skip
     if warn and not report.converged:
         warnings.warn(
@@ -456,8 +517,148 @@ def solve_student(
         m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
         bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
         bayes_optimal_error(params.alpha, params.mixture),
-        report, rule1,
+        report, rule1, grid.rule2,
     )  # fmt: skip
+
+
+def check_nodes(n_nodes) -> tuple[int, int]:
+    """Validate the student's ``n_nodes = (n1, n2)``: integers in ``[2, MAX_RULE_NODES]``."""
+    try:
+        n1, n2 = n_nodes
+    except (TypeError, ValueError):
+        raise ParameterError(f"n_nodes must be a pair of integers; got {n_nodes!r}") from None
+    return check_rule_nodes("n_nodes", n1), check_rule_nodes("n_nodes", n2)
+
+
+class _StudentGrid:
+    """The current quadrature of the student's average: rules in ``z1``, ``z2`` and the
+    teacher's fields at the ``z1`` nodes (mutable: re-adapted at the solution)."""
+
+    def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
+        self.rule1, self.rule2, self.fields = rule1, rule2, fields
+
+    @property
+    def nodes_weights(self) -> tuple:
+        return self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights
+
+
+def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                   grid: _StudentGrid):  # fmt: skip
+    """``(probe1, probe2)``: functions of ``z1`` and of ``z2`` whose averages a rule must
+    resolve in that direction at the student's ``state``.
+
+    ``probe1(z)`` stacks the teacher's field probes (:func:`replica.teacher.teacher_probe`) and
+    the student's channel integrands averaged over ``z2`` with the current ``z2`` rule;
+    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule
+    (:func:`replica.channel.student_channel_marginals`).
+    """
+    m, q, S, V, V_S, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    teacher = teacher_probe(tsol.params, tsol.state, params.temperature)
+    args = (m, q, S, V, V_S, b, params.rho, params.delta, tsol.q)
+    loss = (LOSS_KINDS[params.loss], p_pos, p_neg, params.chi, params.temperature,
+            params.kd_weight)  # fmt: skip
+
+    def probe1(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        out1, out2 = np.empty((6, z.size)), np.empty((6, grid.rule2.size))
+        student_channel_marginals(*args, *tsol.node_fields(z), *loss, z, np.zeros(z.size),
+                                  grid.rule2.nodes, grid.rule2.weights, out1, out2)  # fmt: skip
+        return np.vstack([teacher(z), out1])
+
+    def probe2(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        out1, out2 = np.empty((6, grid.rule1.size)), np.empty((6, z.size))
+        student_channel_marginals(*args, *grid.fields, *loss, grid.rule1.nodes,
+                                  grid.rule1.weights, z, np.zeros(z.size), out1, out2)  # fmt: skip
+        return out2
+
+    return probe1, probe2
+
+
+def _same_rule(a: GaussHermite, b: GaussHermite) -> bool:
+    return a is b or (a.size == b.size and np.array_equal(a.nodes, b.nodes))
+
+
+def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
+    """A-posteriori quadrature control of the student's fixed point (both directions).
+
+    At the converged state, each direction's rule is checked against the rule with twice the
+    nodes on the functions of :func:`student_probes` and, where they differ by more than
+    ``QUADRATURE_TOL``, replaced by an adaptive composite rule built at that state
+    (:func:`saddle.quadrature.resolved_rule`); the fixed point is then re-solved from the
+    state on the new rules, until the rules adapted at the solution are the rules it was
+    solved on, or the solution moves by less than ``QUADRATURE_STATE_TOL`` (relative).
+    Where the Gauss-Hermite rules resolve the channel nothing changes (bit for bit).
+    Returns the final report, flagged status 4 if the rules could not be made to resolve the
+    channel, and the number of extra map evaluations.
+    """
+    extra = 0
+    for round_ in range(STUDENT_QUADRATURE_ROUNDS + 1):
+        if not _adapt_student_rules(params, tsol, grid, report.x, n1, n2):
+            break
+        if round_ == STUDENT_QUADRATURE_ROUNDS:
+            return unresolved_quadrature(report, "the adapted rules keep changing"), extra
+        previous = report
+        report = iterate(params.lam_s, previous.x)
+        extra += report.nit
+        if not report.converged:
+            return report, extra
+        change = np.max(np.abs(report.x - previous.x) / np.maximum(1.0, np.abs(report.x)))
+        if change <= QUADRATURE_STATE_TOL:
+            # Rules adapted at nearby states differ only where a panel's error is at the
+            # threshold; the fixed point no longer moves with them.
+            break
+    worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
+    if worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+        reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
+        report = unresolved_quadrature(report, reason)
+    return report, extra
+
+
+def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
+    """Replace ``grid``'s rules by rules resolving the student's channel at ``state``.
+
+    Returns whether a rule changed. The ``z1`` rule is checked on the ``z2``-averages taken
+    with the new ``z2`` rule (an unresolved ``z2`` average is not smooth in ``z1``).
+    """
+    changed = False
+    # A kinked loss needs no adapted rule in its own direction: the channel splits its
+    # averages at the kink (the student's own direction is z2, a teacher's z1).
+    if LOSS_KINDS[params.loss] not in KINKED:
+        probe2 = student_probes(params, tsol, state, grid)[1]
+        new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+        if not _same_rule(new2, grid.rule2):
+            grid.rule2 = new2
+            changed = True
+    if LOSS_KINDS[tsol.params.loss] in KINKED and tsol.V > 0.0:
+        return changed
+    probe1 = student_probes(params, tsol, state, grid)[0]
+    new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+    if not _same_rule(new1, grid.rule1):
+        grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
+        changed = True
+    return changed
+
+
+# Relative change of the state below which a re-solve on re-adapted rules is accepted.
+QUADRATURE_STATE_TOL = 1e-9
+# An adaptive rule whose estimated error exceeds the tolerance by this factor (its panel
+# budget ran out) flags the solution as unresolved (status 4).
+UNRESOLVED_FACTOR = 10.0
+
+
+def kink_split_rule(kinks: list[float]) -> GaussHermite:
+    """A ``z1`` rule split at the kinks of a teacher's fields (:mod:`saddle.piecewise`)."""
+    x, w = legendre_rule()
+    size = split_rule_capacity(len(kinks))
+    z_out, w_out = np.empty(size), np.empty(size)
+    n = split_gaussian_rule(np.array(kinks, dtype=float), len(kinks), x, w, SPLIT_PANEL,
+                            SPLIT_CUTOFF, z_out, w_out)  # fmt: skip
+    nodes, weights = z_out[:n].copy(), w_out[:n].copy()
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return GaussHermite(nodes=nodes, weights=weights)
 
 
 def _no_finite_student(params: StudentParams, tsol: TeacherSolution, reason: str,

@@ -10,7 +10,7 @@ tensor product of two 1-D rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +29,7 @@ class GaussHermite:
 
     nodes: np.ndarray
     weights: np.ndarray
+    estimated_error: float = field(default=0.0, compare=False)
 
     @property
     def size(self) -> int:
@@ -39,11 +40,20 @@ class GaussHermite:
         return float(self.weights @ values)
 
 
+# numpy's hermegauss overflows (NaN weights) from 383 nodes on; rules up to this size are exact.
+MAX_GAUSS_HERMITE_NODES = 360
+
+
 @lru_cache(maxsize=16)
 def gauss_hermite(n_nodes: int) -> GaussHermite:
-    """The ``n_nodes``-point probabilists' Gauss-Hermite rule (cached, read-only arrays)."""
-    if n_nodes < 1:
-        raise ValueError(f"n_nodes must be >= 1; got {n_nodes}")
+    """The ``n_nodes``-point probabilists' Gauss-Hermite rule (cached, read-only arrays).
+
+    ``1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES`` (larger rules lose their weights to overflow).
+    """
+    if not 1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES:
+        raise ValueError(
+            f"n_nodes must be in [1, {MAX_GAUSS_HERMITE_NODES}]; got {n_nodes}"
+        )
     nodes, weights = hermegauss(n_nodes)
     weights = weights / weights.sum()
     nodes.setflags(write=False)
@@ -162,10 +172,12 @@ def adaptive_gaussian_rule(
     weights /= weights.sum()
     nodes.setflags(write=False)
     weights.setflags(write=False)
-    return GaussHermite(nodes=nodes, weights=weights)
+    return GaussHermite(nodes=nodes, weights=weights, estimated_error=float(err.sum()))
 
 
-def resolved_rule(probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48) -> GaussHermite:
+def resolved_rule(
+    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48
+) -> GaussHermite:
     """The ``n_nodes`` Gauss-Hermite rule if it resolves ``probe``, else an adaptive rule.
 
     "Resolves" means that the averages of ``probe`` under the ``n_nodes`` and ``2 n_nodes``
