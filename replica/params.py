@@ -191,6 +191,7 @@ class Parameter:
 
 # The teacher kinds are those of the one registry (replica.stages.TEACHER_KINDS)
 TEACHER_KINDS = tuple(_TEACHER_REGISTRY)
+LOSS_NAMES = ("logistic", "square", "hinge")  # the names of replica.losses.LOSS_KINDS
 
 _PARAMETERS = (
     Parameter("alpha", check_positive, None, r"$\alpha$", "sample ratio M/N > 0",
@@ -217,6 +218,13 @@ _PARAMETERS = (
               "multiply the distillation term by T^2 (Hinton); off in the paper"),
     Parameter("teacher", check_choice(TEACHER_KINDS), "ridge", "teacher",
               "ridge logistic teacher or Bayes-optimal proxy", choices=TEACHER_KINDS),
+    # The losses (rows of replica.losses.LOSS_KINDS; tests check the two lists agree). Not yet
+    # in MODEL_PARAMETERS: add them there when the simulations offer them, and the CLI flags,
+    # the simulations' validation and defaults follow.
+    Parameter("loss", check_choice(LOSS_NAMES), "logistic", "loss",
+              "the student's label loss (the paper: logistic)", choices=LOSS_NAMES),
+    Parameter("teacher_loss", check_choice(LOSS_NAMES), "logistic", "teacher loss",
+              "the ridge teacher's loss (the paper: logistic)", choices=LOSS_NAMES),
 )
 #: Every model parameter by name.
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _PARAMETERS}

@@ -343,6 +343,11 @@ class LinearFit:
     preactivations: np.ndarray
     n_hessp: int = 0
 
+    @property
+    def nit(self) -> int:
+        """Newton iterations, by the package's one name for iteration counts (``n_iter``)."""
+        return self.n_iter
+
 
 def _conjugate_gradient(objective, grad, a, col_sq, tol, max_cg):
     """Solve ``H p = -grad`` by preconditioned CG up to ``|residual|_2 <= tol``.

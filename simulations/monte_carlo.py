@@ -511,7 +511,7 @@ def _linear_observables(
 def _fit_diagnostics(fit: LinearFit | None) -> dict[str, Any]:
     if fit is None:  # a teacher that was not trained (Bayes-optimal proxy)
         return {"grad_norm": math.nan, "nit": 0, "converged": True}
-    return {"grad_norm": fit.grad_norm, "nit": int(fit.n_iter), "converged": bool(fit.converged)}
+    return {"grad_norm": fit.grad_norm, "nit": int(fit.nit), "converged": bool(fit.converged)}
 
 
 def _warn_unconverged(fit: LinearFit, what: str, params: dict[str, Any]) -> None:

@@ -194,3 +194,16 @@ def test_sweep_module_keeps_every_former_name():
 def test_path_continuation_is_geometric_exactly_for_the_schemas_geometric_parameters():
     assert {n for n, p in PARAMETERS.items() if p.geometric} == {"lam", "lam_t", "lam_s",
                                                                  "temperature"}  # fmt: skip
+
+
+def test_the_schemas_kinds_are_the_registries():
+    from replica.losses import LOSS_KINDS
+    from replica.stages import TEACHER_KINDS
+
+    assert PARAMETERS["teacher"].choices == tuple(TEACHER_KINDS)
+    assert set(PARAMETERS["loss"].choices) == set(LOSS_KINDS)
+    assert set(PARAMETERS["teacher_loss"].choices) == set(LOSS_KINDS)
+    with pytest.raises(ParameterError, match=r"^loss must be one of"):
+        TeacherParams(2.0, loss="cubic")
+    with pytest.raises(ParameterError, match=r"^teacher_loss must be one of"):
+        StudentParams(2.0, teacher_loss="cubic")
