@@ -345,7 +345,7 @@ class LinearFit:
 
     @property
     def nit(self) -> int:
-        """Newton iterations, by the package's one name for iteration counts (``n_iter``)."""
+        """Alias of ``n_iter``: the package's one name for iteration counts."""
         return self.n_iter
 
 
