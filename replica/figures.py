@@ -706,6 +706,23 @@ def _sim_observables(series: Series) -> tuple:
 # ----------------------------------------------------------------------------------------------
 
 
+def shared_computations(spec: FigureSpec) -> list[list[Series]]:
+    """The series grouped by what they compute (model, path, parameters, optimisation).
+
+    Series that differ only in the plotted column (Fig. 11: ``train_loss``, ``q`` and the MSEs
+    of one student) are one computation, journaled under the first one's name.
+    """
+    import json
+
+    groups: dict[str, list[Series]] = {}
+    for s in spec.series:
+        key = json.dumps([s.model, s.vary, [repr(v) for v in s.values], s.fixed,
+                          None if s.optimise is None else s.optimise.to_dict()],
+                         sort_keys=True, default=str)  # fmt: skip
+        groups.setdefault(key, []).append(s)
+    return list(groups.values())
+
+
 def compute_figure(
     spec: FigureSpec,
     out: str | Path,
@@ -746,7 +763,9 @@ def compute_figure(
     data = Path(out) / f"figure{spec.number}_data"
     data.mkdir(parents=True, exist_ok=True)
     jobs = []
-    for s in spec.series:
+    groups = shared_computations(spec)
+    for group in groups:
+        s = group[0]
         tasks = path_tasks(s.model, s.vary, s.values, s.fixed, segment=segment,
                            optimise=s.optimise)  # fmt: skip
         meta = {"figure": spec.number, "series": s.name, "model": s.model, "vary": s.vary,
@@ -754,7 +773,7 @@ def compute_figure(
                 "optimise": None if s.optimise is None else s.optimise.to_dict(),
                 "segment": segment}  # fmt: skip
         jobs.append((s, tasks, CsvJournal(data / f"{s.name}.csv", ("index",), meta)))
-    total = sum(len(s.values) for s in spec.series)
+    total = sum(len(group[0].values) for group in groups)
     bar = progress_factory(total, f"figure {spec.number}") if progress_factory else None
     theory = {}
     try:
@@ -781,20 +800,24 @@ def compute_figure(
     finally:
         if bar is not None:
             bar.close()
-    for s, _, journal in jobs:
+    for group, (_, _, journal) in zip(groups, jobs, strict=True):
         journal.finalize()
-        theory[s.name] = rows_to_columns(journal.rows())
+        columns = rows_to_columns(journal.rows())
+        for s in group:
+            theory[s.name] = columns
     theory = refine_figure(spec, theory, data, executor=executor, segment=segment,
                            rounds=refine_rounds)  # fmt: skip
     sims: list[dict] = []
     if simulations:
         tasks = []
-        for s in spec.series:
+        for group in groups:
+            s = group[0]
+            observables = tuple(dict.fromkeys(n for m in group for n in _sim_observables(m)))
             model_params = [_simulation_params(s, float(x), theory[s.name]) for x in s.sim_values]
             for i, (x, (model, params)) in enumerate(zip(s.sim_values, model_params,
                                                           strict=True)):  # fmt: skip
                 tasks.append(SimulationTask(s.name, i, model, params, float(x),
-                                            _sim_observables(s), int(simulations["n"]),
+                                            observables, int(simulations["n"]),
                                             int(simulations["seeds"]),
                                             int(simulations.get("seed", 0))))  # fmt: skip
         meta = {"figure": spec.number, "tasks": [t.to_dict() for t in tasks]}
@@ -820,7 +843,12 @@ def compute_figure(
             if bar is not None:
                 bar.close()
         journal.finalize()
-        sims = [{k: _cell(v) for k, v in row.items()} for row in journal.rows()]
+        members = {group[0].name: group for group in groups}
+        for row in journal.rows():  # one row per member series that plots the quantity
+            row = {k: _cell(v) for k, v in row.items()}
+            for s in members[row["series"]]:
+                if row["quantity"] in _sim_observables(s):
+                    sims.append({**row, "series": s.name})
     return theory, sims
 
 
@@ -842,9 +870,10 @@ def _plotted(series: Series, columns: dict, column: str | None = None) -> np.nda
 
 def refine_figure(spec: FigureSpec, theory: dict, data: Path, *, executor=None,
                   segment: int = FIGURE_SEGMENT, rounds: int = 12) -> dict:  # fmt: skip
-    """Add :func:`refinement_points` to every refinable series, round by round.
+    """Add :func:`refinement_points` to every refinable computation, round by round (the
+    points needed by any of the series sharing it, :func:`shared_computations`).
 
-    Round ``k`` of series ``NAME`` is journaled in ``data/NAME_refine{k}.csv``: its points are
+    Round ``k`` of computation ``NAME`` is journaled in ``data/NAME_refine{k}.csv``: its points are
     a deterministic function of the previous rounds, so an interrupted run resumes. The new
     points of a round are solved as one warm-started path (they come in close pairs).
     """
@@ -854,17 +883,20 @@ def refine_figure(spec: FigureSpec, theory: dict, data: Path, *, executor=None,
 
     executor = executor or SerialExecutor()
     theory = dict(theory)
-    active = [s for s in spec.series if s.refine and s.optimise is None]
+    groups = {g[0].name: g for g in shared_computations(spec)
+              if g[0].optimise is None and any(s.refine for s in g)}  # fmt: skip
     for k in range(rounds):
         pending, owner, journals = [], [], {}
-        for s in active:
+        for group in groups.values():
+            s = group[0]
             cols = theory[s.name]
-            panel = spec.panels[s.panel]
             x = np.asarray(cols[s.vary], dtype=float)
-            new = refinement_points(x, _plotted(s, cols), log=panel.ylog, xlog=panel.xlog)
-            for column, *_ in s.extra:
-                new += refinement_points(x, _plotted(s, cols, column), log=panel.ylog,
-                                         xlog=panel.xlog)  # fmt: skip
+            new = []
+            for member in group:
+                panel = spec.panels[member.panel]
+                for column in (member.y, *(c for c, *_ in member.extra)):
+                    new += refinement_points(x, _plotted(member, cols, column), log=panel.ylog,
+                                             xlog=panel.xlog)  # fmt: skip
             new = sorted(set(new) - set(x.tolist()))
             if not new:
                 continue
@@ -886,8 +918,10 @@ def refine_figure(spec: FigureSpec, theory: dict, data: Path, *, executor=None,
         map_unordered(solve_path, pending, executor=executor, on_result=finished)
         for name, journal in journals.items():
             journal.finalize()
-            s = next(s for s in spec.series if s.name == name)
-            theory[name] = _merge_columns(theory[name], rows_to_columns(journal.rows()), s.vary)
+            merged = _merge_columns(theory[name], rows_to_columns(journal.rows()),
+                                    groups[name][0].vary)  # fmt: skip
+            for member in groups[name]:
+                theory[member.name] = merged
     return theory
 
 
@@ -959,7 +993,8 @@ def render_figure(spec: FigureSpec, theory: dict, sims: Sequence[dict], out: str
     rows_, cols = spec.layout
     width = 5.6 * cols
     fig, axes = plt.subplots(rows_, cols, figsize=(width, 4.2 * rows_ + 0.5),
-                             constrained_layout=True, squeeze=False)  # fmt: skip
+                             layout="constrained", squeeze=False)  # fmt: skip
+    fig.get_layout_engine().set(w_pad=0.12, h_pad=0.08)  # room for edge tick labels (10^1)
     axes = axes.ravel()
     csv_rows = [("panel", "series", "label", "x_name", "x", "quantity", "value", "converged",
                  "status")]  # fmt: skip
