@@ -457,7 +457,7 @@ def figure_9(n) -> FigureSpec:
         series.append(Series(f"labels_alpha_{alpha}", rf"$\alpha={alpha}$", "direct",
                              "smoothing", eps, {"alpha": alpha, "lam_s": UNREG},
                              style={"color": colour}))  # fmt: skip
-        series.append(Series(f"kd_alpha_{alpha}", "KD" if alpha == 1.5 else "", "student",
+        series.append(Series(f"kd_alpha_{alpha}", "KD" if alpha == 7.5 else "", "student",
                              "smoothing", dots,
                              {"alpha": alpha, "chi": 1.0, "lam_t": UNREG, "lam_s": UNREG},
                              style={"color": "k", "ls": "none", "marker": "o", "ms": 3,
@@ -994,7 +994,7 @@ def render_figure(spec: FigureSpec, theory: dict, sims: Sequence[dict], out: str
     width = 5.6 * cols
     fig, axes = plt.subplots(rows_, cols, figsize=(width, 4.2 * rows_ + 0.5),
                              layout="constrained", squeeze=False)  # fmt: skip
-    fig.get_layout_engine().set(w_pad=0.12, h_pad=0.08)  # room for edge tick labels (10^1)
+    fig.get_layout_engine().set(w_pad=0.2, h_pad=0.08)  # room for edge tick labels (10^1)
     axes = axes.ravel()
     csv_rows = [("panel", "series", "label", "x_name", "x", "quantity", "value", "converged",
                  "status")]  # fmt: skip
