@@ -943,9 +943,10 @@ def figure_caption(spec: FigureSpec, sims: Sequence[dict]) -> str:
     if sims:
         n = sorted({int(r["n"]) for r in sims})
         seeds = sorted({int(r["seeds"]) for r in sims})
+        teachers = any(str(r["quantity"]).startswith("teacher_") for r in sims)
         text += (f" Points: simulations at N = {', '.join(map(str, n))}, "
                  f"{', '.join(map(str, seeds))} seeds each, mean +- SE"
-                 " (circles: student, squares: teacher).")  # fmt: skip
+                 + (" (circles: students, squares: teachers)." if teachers else "."))  # fmt: skip
     return text
 
 
@@ -1039,6 +1040,7 @@ def render_figure(spec: FigureSpec, theory: dict, sims: Sequence[dict], out: str
                  "seeds")]  # fmt: skip
     by_name = {s.name: s for s in spec.series}
     sim_panels: dict[int, set] = {}
+    sim_extent: dict[int, list] = {}
     for row in sims:
         s = by_name.get(row["series"])
         if s is None:
@@ -1051,6 +1053,8 @@ def render_figure(spec: FigureSpec, theory: dict, sims: Sequence[dict], out: str
                                fmt="s" if teacher else "o", color=colour, ms=3.5, capsize=2,
                                lw=1, mfc="white" if teacher else colour)  # fmt: skip
         sim_panels.setdefault(s.panel, set()).add(teacher)
+        sim_extent.setdefault(s.panel, []).append(
+            ((row["mean"] - row["sem"]) * s.scale, (row["mean"] + row["sem"]) * s.scale))
         sim_rows.append((s.panel, s.name, s.label, s.vary, repr(float(row["x"])), column,
                          repr(float(row["mean"]) * s.scale), repr(float(row["sem"]) * s.scale),
                          int(row["n"]), int(row["seeds"])))  # fmt: skip
@@ -1063,7 +1067,12 @@ def render_figure(spec: FigureSpec, theory: dict, sims: Sequence[dict], out: str
         if panel.xlim:
             ax.set_xlim(*panel.xlim)
         if panel.ylim:
-            ax.set_ylim(*panel.ylim)
+            lo, hi = panel.ylim
+            if k in sim_extent and not panel.ylog:  # never clip a simulation point
+                span = hi - lo
+                lo = min(lo, min(a for a, _ in sim_extent[k]) - 0.02 * span)
+                hi = max(hi, max(b for _, b in sim_extent[k]) + 0.02 * span)
+            ax.set_ylim(lo, hi)
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         handles, labels = ax.get_legend_handles_labels()
