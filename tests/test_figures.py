@@ -89,7 +89,6 @@ def test_refinement_converges_to_a_smooth_and_a_cusped_peak():
     assert refinement_points([0, 1, 2, 3], [0, 1, 2, 3]) == []
 
 
-@pytest.mark.slow
 def test_plotted_double_descent_peaks_are_the_true_peaks(tmp_path):
     # Fig. 5 red and Fig. 11's q at lam_t = 0.1 peak near alpha_I = eta; refined from a coarse
     # grid, the plotted maximum must be within 1e-3 of the true maximum (bounded Brent search:

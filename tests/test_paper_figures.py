@@ -10,7 +10,8 @@ its vertices, spread along the curve, and compared with the paper's y:
 - errors (``eps_g``, the teachers' errors, the Bayes-optimal and reference lines): absolute
   tolerance ``2e-4``;
 - norms, losses and MSEs (Fig. 11): relative tolerance 1%, plus twice the panel's y reading
-  precision (calibration residual plus half a grid step: ~6e-5 on the linear loss axis).
+  precision (calibration residual plus half a grid step: ~6e-5 on the linear loss axis, which
+  dominates for losses ~1e-3).
 
 The x of a vertex is read to ``dx``, the x calibration residual plus half the step of the
 coordinate grid gnuplot wrote on (0.039 pt; together ~1.5e-3 on a 0-10 alpha axis); so
