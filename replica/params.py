@@ -200,7 +200,8 @@ _PARAMETERS = (
               axis=(1e-3, 1.0), log=True, geometric=True),
     Parameter("lam_t", check_nonnegative, 0.1, r"$\tilde\lambda$", "teacher ridge strength",
               axis=(1e-3, 1.0), log=True, geometric=True),
-    Parameter("lam_s", check_nonnegative, 1e-4, r"$\lambda_s$", "student ridge strength",
+    # (the paper's notation: the student's ridge is lambda, the teacher's lambda~)
+    Parameter("lam_s", check_nonnegative, 1e-4, r"$\lambda$", "student ridge strength",
               axis=(1e-4, 1.0), log=True, geometric=True),
     Parameter("chi", check_unit_interval, 1.0, r"$\chi$",
               "weight of the distillation term, in [0, 1]", axis=(0.0, 1.0)),
