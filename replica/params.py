@@ -288,7 +288,7 @@ def teacher_values(student: Mapping[str, Any] | Any) -> dict[str, Any]:
 def validate_fields(obj) -> None:
     """Validate and normalise, in place, the schema fields of a frozen parameter dataclass.
 
-    Fields the schema does not know (e.g. a loss name) are left to the class.
+    Fields the schema does not know are left to the class.
     """
     for f in fields(obj):
         if f.name in PARAMETERS:

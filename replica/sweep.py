@@ -26,6 +26,7 @@ from replica.params import PARAMETERS, split_params
 from replica.points import best_direct_ridge, minimise, point_solver
 from replica.student import StudentParams
 from saddle.continuation import continuation
+from saddle.results import ValueEquality
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class Optimise:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class PathTask:
+@dataclass(frozen=True, eq=False)
+class PathTask(ValueEquality):
     """One segment of a path: points solved in order with warm starts.
 
     Attributes
