@@ -24,6 +24,7 @@ def test_every_figure_is_specified():
         figure_spec(13)
 
 
+@pytest.mark.slow
 def test_figure_5_has_thresholds_and_resumes_identically(tmp_path):
     paths = make_figure(5, tmp_path, resolution=0.06)
     rows = list(csv.DictReader(open(paths["csv"])))
