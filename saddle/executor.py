@@ -78,10 +78,12 @@ def make_executor(
     Notes
     -----
     Local pools use the ``fork`` start method on Linux (workers inherit the compiled numba
-    kernels) and ``spawn`` elsewhere. On exit from an interrupted run (any exception,
-    ``KeyboardInterrupt`` included) pending tasks are cancelled and the workers are terminated
-    at once. Workers never outlive the process that created the pool, whatever kills it (even
-    ``SIGKILL``, which cannot be caught): see :func:`_worker_initializer`.
+    kernels) and ``spawn`` elsewhere. On Linux the kernel kills a worker when the *thread*
+    that started it exits: use the pool from the thread that entered this context. On exit
+    from an interrupted run (any exception, ``KeyboardInterrupt`` included) pending tasks are
+    cancelled and the workers are terminated at once. Workers never outlive the process that
+    created the pool, whatever kills it (even ``SIGKILL``, which cannot be caught): see
+    :func:`_worker_initializer`.
     """
     if scheduler is not None:
         with _dask_executor(scheduler) as executor:

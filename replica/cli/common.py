@@ -263,7 +263,7 @@ class Progress:
 COMPILE_NOTICE_AFTER = 1.0  # seconds of kernel preparation before saying so
 
 
-def prepare_kernels(quiet: bool = False) -> float:
+def prepare_kernels(quiet: bool = False, models: tuple = ("teacher", "student")) -> float:
     """Load the numba kernels of the replica solvers in this process, compiling them on first
     use, before any worker is forked (the workers inherit them instead of each loading or
     compiling its own). Says so on stderr if that takes more than a second, instead of
@@ -285,7 +285,8 @@ def prepare_kernels(quiet: bool = False) -> float:
     start = time.perf_counter()
     try:
         for model, fixed in (("teacher", {"lam": 0.1}), ("student", {"lam_t": 0.1})):
-            solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+            if model in models:
+                solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
     finally:
         timer.cancel()
     return time.perf_counter() - start
