@@ -99,11 +99,17 @@ def format_table(rows: Iterable[tuple[str, object]], title: str | None = None) -
     return "\n".join(lines)
 
 
+PROGRESS_DELAY = 0.5  # seconds before a progress bar appears
+
+
 def progress(iterable=None, *, total: int | None = None, desc: str = "", quiet: bool = False):
     """A tqdm progress bar (with ETA) on stderr, or a silent pass-through with ``quiet``."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False)
+    # shown after PROGRESS_DELAY seconds only: a run that has (almost) nothing left to do,
+    # e.g. one resumed from finished output, shows no bar at all
+    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False,
+                delay=PROGRESS_DELAY)
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
