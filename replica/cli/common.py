@@ -281,7 +281,7 @@ def prepare_kernels(quiet: bool = False, models: tuple = ("teacher", "student"))
 
     def notice() -> None:
         sys.stderr.write("kd-replica: preparing the numba kernels (compiled on first use, "
-                         "~15 s on 2 cores; cached on disk for later runs) ...\n")
+                         "then cached on disk for later runs) ...\n")
         sys.stderr.flush()
 
     timer = threading.Timer(COMPILE_NOTICE_AFTER, notice)
