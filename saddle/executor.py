@@ -146,7 +146,8 @@ def _worker_initializer(parent_pid: int) -> None:
     limit_blas_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _set_parent_death_signal(signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        _set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="kd-replica-watchdog",
