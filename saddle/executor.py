@@ -78,10 +78,12 @@ def make_executor(
     Notes
     -----
     Local pools use the ``fork`` start method on Linux (workers inherit the compiled numba
-    kernels) and ``spawn`` elsewhere. On exit from an interrupted run (any exception,
-    ``KeyboardInterrupt`` included) pending tasks are cancelled and the workers are terminated
-    at once. Workers never outlive the process that created the pool, whatever kills it (even
-    ``SIGKILL``, which cannot be caught): see :func:`_worker_initializer`.
+    kernels) and ``spawn`` elsewhere. On Linux the kernel kills a worker when the *thread*
+    that started it exits: use the pool from the thread that entered this context. On exit
+    from an interrupted run (any exception, ``KeyboardInterrupt`` included) pending tasks are
+    cancelled and the workers are terminated at once. Workers never outlive the process that
+    created the pool, whatever kills it (even ``SIGKILL``, which cannot be caught): see
+    :func:`_worker_initializer`.
     """
     if scheduler is not None:
         with _dask_executor(scheduler) as executor:
@@ -144,7 +146,8 @@ def _worker_initializer(parent_pid: int) -> None:
     limit_blas_threads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _set_parent_death_signal(signal.SIGKILL)
+    if sys.platform.startswith("linux"):
+        _set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="kd-replica-watchdog",

@@ -303,12 +303,14 @@ def test_version_and_demo_help(capsys):
     assert "(default 0.5)" in out and "--with-simulations" not in out
 
 
-def test_a_fully_resumed_run_shows_no_stale_bar(tmp_path, capsys):
+def test_a_fully_resumed_run_shows_no_stale_bar(tmp_path, capsys, monkeypatch):
+    import replica.cli.common
+
+    monkeypatch.setattr(replica.cli.common, "PROGRESS_DELAY", 0.0)  # every bar shows at once
     argv = ["curve", "teacher", "--vary", "alpha", "--start", "1", "--stop", "2", "--num", "3",
             "--out", str(tmp_path), "--workers", "1"]  # fmt: skip
     assert main(argv) == 0
-    first = capsys.readouterr().err
-    assert "teacher curve" in first  # a bar while computing
+    assert "teacher curve" in capsys.readouterr().err  # a bar while computing
     assert main(argv) == 0
     err = capsys.readouterr().err
     assert "resuming: 3 of 3 points" in err

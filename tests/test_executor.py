@@ -165,7 +165,7 @@ def test_parent_watchdog_alone_ends_an_orphaned_worker():
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+        proc.communicate(timeout=10)  # EOF: the orphan held the pipe until it exited
 
 
 # -- paths with repeated values, empty paths ----------------------------------------------------

@@ -71,6 +71,7 @@ def _run_until(command, path, rows: int, sig) -> int:
     return proc.returncode
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     out = tmp_path / "run"
     path = out / "curve.csv"

@@ -99,11 +99,17 @@ def format_table(rows: Iterable[tuple[str, object]], title: str | None = None) -
     return "\n".join(lines)
 
 
+PROGRESS_DELAY = 0.5  # seconds before a progress bar appears
+
+
 def progress(iterable=None, *, total: int | None = None, desc: str = "", quiet: bool = False):
     """A tqdm progress bar (with ETA) on stderr, or a silent pass-through with ``quiet``."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False)
+    # shown after PROGRESS_DELAY seconds only: a run that has (almost) nothing left to do,
+    # e.g. one resumed from finished output, shows no bar at all
+    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False,
+                delay=PROGRESS_DELAY)
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -263,7 +269,7 @@ class Progress:
 COMPILE_NOTICE_AFTER = 1.0  # seconds of kernel preparation before saying so
 
 
-def prepare_kernels(quiet: bool = False) -> float:
+def prepare_kernels(quiet: bool = False, models: tuple = ("teacher", "student")) -> float:
     """Load the numba kernels of the replica solvers in this process, compiling them on first
     use, before any worker is forked (the workers inherit them instead of each loading or
     compiling its own). Says so on stderr if that takes more than a second, instead of
@@ -275,7 +281,7 @@ def prepare_kernels(quiet: bool = False) -> float:
 
     def notice() -> None:
         sys.stderr.write("kd-replica: preparing the numba kernels (compiled on first use, "
-                         "~15 s on 2 cores; cached on disk for later runs) ...\n")
+                         "then cached on disk for later runs) ...\n")
         sys.stderr.flush()
 
     timer = threading.Timer(COMPILE_NOTICE_AFTER, notice)
@@ -285,7 +291,8 @@ def prepare_kernels(quiet: bool = False) -> float:
     start = time.perf_counter()
     try:
         for model, fixed in (("teacher", {"lam": 0.1}), ("student", {"lam_t": 0.1})):
-            solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+            if model in models:
+                solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
     finally:
         timer.cancel()
     return time.perf_counter() - start

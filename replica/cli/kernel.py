@@ -178,7 +178,10 @@ def run(args: argparse.Namespace) -> int:
     from simulations.wide_network import run_kernel_experiment
 
     config = _config(args)
-    out = output_dir(args.out)
+    try:
+        out = output_dir(args.out)
+    except CliError as exc:  # this command names its flags with their dashes
+        raise CliError(f"--{exc}") from None
     state = {"bar": None, "last": 0}
 
     def tick(k: int) -> None:

@@ -69,6 +69,7 @@ def add_simulation_args(parser: argparse.ArgumentParser, *, n: int, seeds: int) 
 def run_point(args: argparse.Namespace) -> int:
     from replica.teacher import solve_teacher
 
+    prepare_kernels(models=("teacher",))  # says so if compiling takes a while
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = solve_teacher(**teacher_kwargs(args))
