@@ -22,7 +22,7 @@ The cross-entropy is used without its entropy constant, ``CE(p, sigma(h)) = soft
 
 The hinge is not differentiable at its kink: a fit with hinge terms minimises the smoothed
 hinge ``width softplus((1 - s h)/width)`` (within ``width log 2`` of the hinge) along a
-decreasing sequence of widths, warm-started, down to :data:`HINGE_WIDTHS` ``[-1]`` = 1e-3, by
+decreasing sequence of widths, warm-started, down to :data:`HINGE_WIDTHS` ``[-1]`` = 3e-4, by
 Newton's method with exact linear solves (the curvature ``1/width`` on the margin samples
 defeats conjugate gradients); the last change of the solution is reported
 (``LinearFit.width_change``) to check the limit: the minimiser moves by O(width), so the
@@ -681,7 +681,7 @@ def fit_linear_classifier(
 
 
 # Widths of the smoothed hinge, walked down with warm starts (module docstring).
-HINGE_WIDTHS = (0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3)
+HINGE_WIDTHS = (0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4)
 
 
 def _fit_hinge_limit(X, terms, lam, n_norm, theta, gtol, max_iter, max_cg, cold_if_better,

@@ -20,6 +20,7 @@ from functools import lru_cache
 import sympy as sp
 
 from replica.losses import symbolic_label_loss, symbolic_mixture_loss
+from replica.prior import sparse_equivalent_problem
 from replica.symbolic.derive import student_saddle_point, teacher_saddle_point
 from replica.symbolic.expectation import Expectation, evaluate_polynomial, gaussian_average
 from replica.symbolic.free_entropy import teacher_field
@@ -232,7 +233,8 @@ def bayes_optimal_error(sparse: bool = False) -> sp.Expr:
     b_bo = optimal_bias().subs({m: m_bo, q: q_bo})
     error = generalisation_error(m_bo, q_bo, b_bo)
     if sparse:
-        error = error.subs({alpha: alpha / eta, Delta: Delta / eta}, simultaneous=True)
+        alpha_eq, delta_eq, _ = sparse_equivalent_problem(alpha, Delta, eta)
+        error = error.subs({alpha: alpha_eq, Delta: delta_eq}, simultaneous=True)
     return sp.simplify(error)
 
 
@@ -256,9 +258,10 @@ def chi_zero_equivalence() -> dict[str, sp.Expr]:
     student = {k: v.subs(decoupled).subs(student_channel) for k, v in sp_s.prior.items()}
 
     # xreplace: one structural pass (no intermediate dummies inside the expectations).
-    rename = {f_t: f, a_t: a, V_t: V, alpha: alpha / eta, Delta: Delta / eta}
+    alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(alpha, Delta, eta, lam)
+    rename = {f_t: f, a_t: a, V_t: V, alpha: alpha_eq, Delta: delta_eq}
     teacher_channel = {k: v.xreplace(rename) for k, v in sp_t.channel.items()}
-    rescaled = {lam_t: lam / eta**2, Delta: Delta / eta}
+    rescaled = {lam_t: lam_eq, Delta: delta_eq}
     teacher = {k: v.xreplace(rescaled).subs(teacher_channel) for k, v in sp_t.prior.items()}
     variance = Delta * (S**2 / q_t + (q - S**2 / q_t))
     return {
