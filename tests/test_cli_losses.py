@@ -64,3 +64,16 @@ def test_simulate_and_curve_take_the_loss(capsys, tmp_path):
         rows = list(csv.DictReader(fh))
     expected = solve_student(1.5, lam_s=0.1, chi=0.5, loss="square", teacher_loss="hinge")
     assert float(rows[1]["eps_g"]) == pytest.approx(expected.eps_g, rel=1e-8)
+
+
+def test_phase_diagram_takes_the_losses(capsys, tmp_path):
+    code, _, _ = run(capsys, "phase", "--x", "alpha", "--y", "chi", "--x-range", "1", "3",
+                     "--nx", "2", "--y-range", "0", "1", "--ny", "2", "--loss", "hinge",
+                     "--teacher-loss", "square", "--lam-s", "0.1", "--out", str(tmp_path),
+                     "--workers", "1", "--quiet")  # fmt: skip
+    assert code == 0
+    with open(tmp_path / "phase.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    row = next(r for r in rows if float(r["alpha"]) == 3.0 and float(r["chi"]) == 0.0)
+    expected = solve_student(3.0, lam_s=0.1, chi=0.0, loss="hinge", teacher_loss="square")
+    assert float(row["eps_g"]) == pytest.approx(expected.eps_g, rel=1e-8)
