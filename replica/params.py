@@ -218,23 +218,26 @@ _PARAMETERS = (
     Parameter("t2_scaling", check_flag, False, "$T^2$ scaling",
               "multiply the distillation term by T^2 (Hinton); off in the paper"),
     Parameter("teacher", check_choice(TEACHER_KINDS), "ridge", "teacher",
-              "ridge logistic teacher or Bayes-optimal proxy", choices=TEACHER_KINDS),
-    # The losses (rows of replica.losses.LOSS_KINDS; tests check the two lists agree). Not yet
-    # in MODEL_PARAMETERS: add them there when the simulations offer them, and the CLI flags,
-    # the simulations' validation and defaults follow.
+              "teacher kind (" + "; ".join(f"{k.name}: {k.help}"
+                                           for k in _TEACHER_REGISTRY.values()) + ")",
+              choices=TEACHER_KINDS),
+    # The losses: rows of replica.losses.LOSS_KINDS (tests check that the two lists agree)
     Parameter("loss", check_choice(LOSS_NAMES), "logistic", "loss",
-              "the student's label loss (the paper: logistic)", choices=LOSS_NAMES),
+              "the model's label loss: cross-entropy with soft targets (the paper's), square "
+              "(h - s)^2/2 or hinge max(0, 1 - s h); for a student, its label term "
+              "(1 - chi) l(y, h) (the distillation term stays the tempered cross-entropy)",
+              choices=LOSS_NAMES),
     Parameter("teacher_loss", check_choice(LOSS_NAMES), "logistic", "teacher loss",
-              "the ridge teacher's loss (the paper: logistic)", choices=LOSS_NAMES),
+              "the ridge teacher's loss (choices as for --loss)", choices=LOSS_NAMES),
 )
 #: Every model parameter by name.
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in _PARAMETERS}
 
 #: The parameters of each model, in signature order.
 MODEL_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "teacher": ("alpha", "rho", "delta", "lam", "smoothing"),
+    "teacher": ("alpha", "rho", "delta", "lam", "smoothing", "loss"),
     "student": ("alpha", "rho", "delta", "eta", "lam_t", "lam_s", "chi", "temperature",
-                "t2_scaling", "smoothing", "teacher"),
+                "t2_scaling", "smoothing", "teacher", "loss", "teacher_loss"),
 }  # fmt: skip
 
 #: The one place where the teacher's parameters are named from the student's side: the

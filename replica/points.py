@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from replica.errors import bayes_optimal_error
 from replica.params import default, split_params
+from replica.prior import sparse_equivalent_problem
 from replica.stages import teacher_kind
 from replica.student import StudentParams, StudentSolution, solve_student
 from replica.teacher import TeacherParams, TeacherSolution, solve_teacher
@@ -101,9 +102,11 @@ def direct_solver(fixed: dict) -> PointSolver:
         params = StudentParams(p["alpha"], p["rho"], p["delta"], p["eta"], lam_s=p["lam_s"],
                                chi=0.0, smoothing=p["smoothing"])  # validates
         eta = params.eta
-        sol = solve_teacher(params.alpha / eta, params.rho, params.delta / eta,
-                            params.lam_s / eta**2, params.smoothing, initial=previous,
-                            warn=False, **options)  # fmt: skip
+        alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(params.alpha, params.delta, eta,
+                                                               params.lam_s)  # fmt: skip
+        sol = solve_teacher(alpha_eq, params.rho, delta_eq, lam_eq, params.smoothing,
+                            initial=previous, warn=False, loss=params.loss,
+                            **options)  # fmt: skip
         row = teacher_row(sol)
         row.pop("eps_bo", None)
         # (V, mhat, ... stay those of the equivalent teacher problem)
@@ -163,8 +166,9 @@ def best_direct_ridge(alpha: float, rho: float = default("rho"), delta: float = 
 
     def error(u: float) -> float:
         if u not in cache:
-            sol = solve_teacher(alpha / eta, rho, delta / eta, 10.0**u / eta**2, smoothing,
-                                initial=state[0], warn=False)  # fmt: skip
+            alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(alpha, delta, eta, 10.0**u)
+            sol = solve_teacher(alpha_eq, rho, delta_eq, lam_eq, smoothing, initial=state[0],
+                                warn=False)  # fmt: skip
             if sol.converged:
                 state[0] = sol.state
             cache[u] = sol.eps_g if sol.converged else math.inf

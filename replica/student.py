@@ -48,7 +48,7 @@ from replica.channel import (
     teacher_kink_nodes,
 )
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
-from replica.losses import KINKED, LOGISTIC, LOSS_KINDS, kd_term_weight
+from replica.losses import KINKED, LOGISTIC, LOSS_KINDS, kd_target, kd_term_weight, mixture_prox
 from replica.observables import prefixed
 from replica.params import (
     MixtureParamsMixin,
@@ -61,7 +61,7 @@ from replica.params import (
     validate_fields,
 )
 from replica.prior import ridge_student_prior
-from replica.stages import TEACHER_KINDS, teacher_kind
+from replica.stages import TEACHER_KINDS, NodeFields, teacher_kind
 from replica.teacher import (
     QUADRATURE_TOL,
     TeacherSolution,
@@ -280,6 +280,37 @@ class StudentSolution(ValueEquality, ReportedSolution):
     def state(self) -> np.ndarray:
         """``(m, q, S, V, V_S, b)``: pass as ``initial=`` to warm-start a nearby solve."""
         return np.array([self.m, self.q, self.S, self.V, self.V_S, self.b])
+
+    def node_fields(self, z1: np.ndarray, z2: np.ndarray) -> NodeFields:
+        """The teacher protocol (:mod:`replica.stages`) for a solved student.
+
+        The student's field on a training sample of class ``s`` is
+        ``om = s m + b + sqrt(delta)(S/sqrt(q~) z1 + sqrt(q - S^2/q~) z2)`` and its proximal
+        step is taken at ``om + V_S f~(z1)``: its fields live on the grid ``(z1, z2)`` of its
+        own and its teacher's directions. Returns arrays of shape ``(2, len(z1), len(z2))``.
+        """
+        z1 = np.ascontiguousarray(z1, dtype=float)
+        z2 = np.ascontiguousarray(z2, dtype=float)
+        p = self.params
+        teacher = self.teacher.node_fields(z1)
+        kind, c, k, T = LOSS_KINDS[p.loss], 1.0 - p.chi, p.kd_weight, p.temperature
+        sd_1 = math.sqrt(p.delta) * self.S / math.sqrt(self.teacher.q)
+        sd_2 = math.sqrt(p.delta * max(self.q - self.S**2 / self.teacher.q, 0.0))
+        shape = (2, z1.size, z2.size)
+        h, f, r, g = (np.empty(shape) for _ in range(4))
+        for cls, ((s, target), t_h, t_f) in enumerate(
+            zip(((1.0, p.targets[0]), (-1.0, p.targets[1])), teacher.h, teacher.f, strict=True)
+        ):
+            for i in range(z1.size):
+                t = kd_target(t_h[i], T)
+                centre = s * self.m + self.b + sd_1 * z1[i] + self.V_S * t_f[i]
+                hj = centre
+                for j in range(z2.size):
+                    omega = centre + sd_2 * z2[j]
+                    hj, d, gj, _ = mixture_prox(kind, omega, self.V, s, target, c, k, T, t, hj)
+                    h[cls, i, j], f[cls, i, j] = hj, (hj - omega) / self.V
+                    r[cls, i, j], g[cls, i, j] = 1.0 / d, gj
+        return NodeFields(h, f, r, g)
 
     def student_dict(self) -> dict:
         """The student's own observables, then ``converged``, ``nit``, ``residual``, ``status``."""

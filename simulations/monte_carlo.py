@@ -51,11 +51,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from replica.errors import generalisation_error
+from replica.losses import LOSS_KINDS, kd_targets, kd_term_weight, mixture_loss_arrays
 from replica.observables import TEACHER_PREFIX, Estimate, canonical
 from replica.params import (
     MODEL_PARAMETERS,
     PARAMETERS,
-    TEACHER_KINDS,  # noqa: F401 (re-exported: the kinds of teacher)
     ParameterError,
     check_count,
     check_flag,
@@ -63,17 +63,16 @@ from replica.params import (
     defaults,
     teacher_values,
 )
+from replica.stages import TEACHER_KINDS, teacher_kind
 from replica.tables import columns_of, to_frame
 from saddle.results import ValueEquality, freeze
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
     LinearFit,
-    LossTerm,
     bayes_optimal_teacher,
     fit_kd_student,
-    fit_ridge_logistic,
-    kd_loss_terms,
-    mean_loss,
+    fit_linear_classifier,
+    label_terms,
     sigmoid,
     smooth_labels,
 )
@@ -369,6 +368,12 @@ def _validate_point(model: str, params: dict[str, Any], n: int) -> dict[str, Any
         )
     if model == "student" and round(checked["eta"] * n) < 1:
         raise ParameterError(f"eta must give at least one student weight; got {checked['eta']!r}")
+    ridges = [("loss", "lam" if model == "teacher" else "lam_s")]
+    if model == "student" and checked.get("teacher") == "ridge":
+        ridges.append(("teacher_loss", "lam_t"))
+    for loss, ridge in ridges:
+        if checked.get(loss) == "hinge" and checked.get(ridge) == 0.0:
+            raise ParameterError(f"{ridge} must be > 0 for the hinge loss; got 0.0")
     return checked
 
 
@@ -468,8 +473,22 @@ class _SeedData:
 # ----------------------------------------------------------------------------------------------
 
 
-def _ce(targets: np.ndarray) -> list[LossTerm]:
-    return [LossTerm(1.0, 1.0, targets)]
+def _mean_stage_loss(loss: str, h: np.ndarray, y: np.ndarray, p: np.ndarray, c: float = 1.0,
+                     k: float = 0.0, temperature: float = 1.0,
+                     t: np.ndarray | None = None) -> float:  # fmt: skip
+    """Mean of the loss table's mixture loss ``c l(y, h) + k CE(t, sigma(h/T))`` (exact hinge)."""
+    h = np.ascontiguousarray(h, dtype=float)
+    s = 2.0 * np.asarray(y, dtype=float) - 1.0
+    t = s if t is None else np.ascontiguousarray(t, dtype=float)
+    scratch_r, scratch_a = np.zeros(h.size), np.zeros(h.size)
+    total = mixture_loss_arrays(LOSS_KINDS[loss], h, s, np.ascontiguousarray(p, dtype=float),
+                                c, k, temperature, t, True, scratch_r, scratch_a)  # fmt: skip
+    return total / h.size
+
+
+def _fit_teacher(sample: MixtureSample, loss: str, p: np.ndarray, lam: float, warm_kw: dict):
+    """The ridge teacher of loss ``loss`` (:func:`simulations.estimators.label_terms`)."""
+    return fit_linear_classifier(sample.X, label_terms(loss, sample.y, p), lam, **warm_kw)
 
 
 def _preactivations(X: np.ndarray, w: np.ndarray, b: float, n: int) -> np.ndarray:
@@ -556,46 +575,53 @@ def _teacher_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     sample = data.training(n, prm["alpha"], prm["rho"], prm["delta"])
     test = data.test(n, prm["rho"], prm["delta"], run.n_test)
     p = smooth_labels(sample.y, prm["smoothing"])
-    fit = fit_ridge_logistic(sample.X, p, prm["lam"], **_warm(warm.get("teacher"), n))
+    fit = _fit_teacher(sample, prm["loss"], p, prm["lam"], _warm(warm.get("teacher"), n))
     _warn_unconverged(fit, "teacher", prm)
     warm["teacher"] = fit
     teacher = _Teacher(fit.w, fit.b, fit.preactivations, fit)
-    return _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"])
+    return _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"],
+                                prm["loss"])  # fmt: skip
 
 
 def _teacher_observables(
-    teacher: _Teacher, sample, test, p: np.ndarray, n: int, rho: float, delta: float
-) -> dict[str, float]:
-    """Observables of a teacher; ``train_loss`` is its mean ``CE(p, sigma(h~))``."""
+    teacher: _Teacher, sample, test, p: np.ndarray, n: int, rho: float, delta: float,
+    loss: str = "logistic",
+) -> dict[str, float]:  # fmt: skip
+    """Observables of a teacher; ``train_loss`` is its mean training loss ``l(y, h~)``."""
     obs = _linear_observables(teacher.w, teacher.b, teacher.h, sample, test, n, rho, delta)
-    obs["train_loss"] = mean_loss(_ce(p), teacher.h)
+    obs["train_loss"] = _mean_stage_loss(loss, teacher.h, sample.y, p)
     obs.update(_fit_diagnostics(teacher.fit))
     return obs
 
 
+def _bayes_teacher(sample: MixtureSample, prm: dict, run, warm, rng) -> _Teacher:
+    w, b = bayes_optimal_teacher(sample.v, prm["alpha"], prm["rho"], prm["delta"], rng)
+    return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
+
+
+def _ridge_teacher(sample: MixtureSample, prm: dict, run, warm, rng) -> _Teacher:
+    tp = teacher_values(prm)  # the teacher problem's parameters (lam_t -> lam)
+    p = smooth_labels(sample.y, tp["smoothing"])
+    fit = _fit_teacher(sample, prm["teacher_loss"], p, tp["lam"],
+                       _warm(warm.get("teacher"), run.n))  # fmt: skip
+    _warn_unconverged(fit, "teacher", prm)
+    return _Teacher(fit.w, fit.b, fit.preactivations, fit)
+
+
+# The simulation of every teacher kind of the registry replica.stages.TEACHER_KINDS.
+_TEACHER_BUILDERS = {"ridge": _ridge_teacher, "bayes": _bayes_teacher}
+assert set(_TEACHER_BUILDERS) == set(TEACHER_KINDS), "a teacher kind has no simulation"
+
+
 def _trained_teacher(data: _SeedData, sample: MixtureSample, prm: dict, run, warm) -> _Teacher:
-    """The student's teacher (ridge logistic on all N weights, or the Bayes-optimal proxy)."""
-    alpha, rho, delta = prm["alpha"], prm["rho"], prm["delta"]
+    """The student's teacher, of the kind ``prm["teacher"]`` (:data:`TEACHER_KINDS`)."""
+    kind = teacher_kind(prm["teacher"])
     # what the training sample depends on (v's normalisation depends on the support k)
-    data_key = (run.n, round(alpha * run.n), rho, delta, round(prm["eta"] * run.n))
-    if prm["teacher"] == "bayes":
-        key = ("bayes", *data_key, alpha)
-
-        def build(rng):
-            w, b = bayes_optimal_teacher(sample.v, alpha, rho, delta, rng)
-            return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
-
-    else:
-        tp = teacher_values(prm)  # the teacher problem's parameters (lam_t -> lam)
-        key = ("ridge", *data_key, tp["lam"], tp["smoothing"])
-
-        def build(rng):
-            p = smooth_labels(sample.y, tp["smoothing"])
-            fit = fit_ridge_logistic(sample.X, p, tp["lam"], **_warm(warm.get("teacher"), run.n))
-            _warn_unconverged(fit, "teacher", prm)
-            return _Teacher(fit.w, fit.b, fit.preactivations, fit)
-
-    teacher = data.teacher(key, build)
+    data_key = (run.n, round(prm["alpha"] * run.n), prm["rho"], prm["delta"],
+                round(prm["eta"] * run.n))  # fmt: skip
+    key = (kind.name, *data_key, prm["alpha"], *(prm[name] for name in kind.parameters))
+    build = _TEACHER_BUILDERS[kind.name]
+    teacher = data.teacher(key, lambda rng: build(sample, prm, run, warm, rng))
     if teacher.fit is not None:
         warm["teacher"] = teacher.fit
     return teacher
@@ -611,21 +637,27 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     p = smooth_labels(sample.y, prm["smoothing"])
     kd = (prm["chi"], prm["temperature"], prm["t2_scaling"])
     fit = fit_kd_student(
-        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, **_warm(warm.get("student"), k)
-    )
+        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, loss=prm["loss"],
+        labels=sample.y, **_warm(warm.get("student"), k),
+    )  # fmt: skip
     _warn_unconverged(fit, "student", prm)
     warm["student"] = fit
     h = fit.preactivations
 
     obs = _linear_observables(fit.w, fit.b, h, sample, test, n, rho, delta)
     obs["S"] = float(fit.w @ teacher.w[:k]) / n
-    obs["train_loss"] = mean_loss(kd_loss_terms(p, teacher.h, *kd), h)
-    obs["train_ce"] = mean_loss(_ce(p), h)
+    chi, temperature = prm["chi"], prm["temperature"]
+    obs["train_loss"] = _mean_stage_loss(
+        prm["loss"], h, sample.y, p, 1.0 - chi, kd_term_weight(chi, temperature, kd[2]),
+        temperature, kd_targets(teacher.h, temperature),
+    )  # fmt: skip
+    obs["train_ce"] = _mean_stage_loss("logistic", h, sample.y, p)
     obs["mse_outputs"] = float(np.mean((sigmoid(teacher.h) - sigmoid(h)) ** 2))
     obs["mse_preactivations"] = float(np.mean((teacher.h - h) ** 2))
     obs.update(_fit_diagnostics(fit))
 
-    teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta)
+    teacher_loss = prm["teacher_loss"] if teacher.fit is not None else "logistic"
+    teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta, teacher_loss)
     obs.update({f"teacher_{name}": value for name, value in teacher_obs.items()})
     return obs
 
@@ -710,6 +742,7 @@ def simulate_teacher(
     delta: float = default("delta"),
     lam: float = default("lam"),
     smoothing: float = default("smoothing"),
+    loss: str = default("loss"),
     *,
     n: int = 1000,
     seeds: int = 8,
@@ -717,7 +750,7 @@ def simulate_teacher(
     n_test: int | None = None,
     progress: bool = False,
 ) -> SimulationResult:
-    """Ridge logistic teacher at finite N (SPEC §2-3), averaged over ``seeds`` seeds.
+    """Ridge teacher at finite N (SPEC §2-3), averaged over ``seeds`` seeds.
 
     Parameters
     ----------
@@ -727,6 +760,9 @@ def simulate_teacher(
         Ridge strength (summed-loss convention of paper Eq. 1, SPEC §2b).
     smoothing : float
         Label smoothing ``eps``: targets ``p = y (1 - eps) + (1 - y) eps``.
+    loss : {"logistic", "square", "hinge"}
+        The loss (:mod:`replica.losses`): ``CE(p, sigma(h))`` (the paper's), ``(h - s)^2/2`` or
+        ``max(0, 1 - s h)`` (fitted as the limit of smoothed hinges, :mod:`simulations.estimators`).
     n : int
         Dimension N.
     seeds, seed : int
@@ -743,12 +779,13 @@ def simulate_teacher(
     SimulationResult
         Observables (per seed, then mean and sem): ``m = w.v/N``, ``q = |w|^2/N``, ``b``,
         ``eps_g`` (Eq. 12 with the empirical m, q, b), ``eps_g_test`` (error on a fresh test set
-        with the same ``v``), ``train_loss`` (mean ``CE(p, sigma(h))``, no penalty),
+        with the same ``v``), ``train_loss`` (mean training loss ``l(y, h)``, no penalty),
         ``train_error`` (vs the labels y; predicted label 1 iff h > 0), and the solver's
         ``grad_norm``, ``nit`` (Newton iterations; formerly ``n_iter``), and per seed
         ``converged`` (a bool; ``result.converged``: every seed converged).
     """
-    params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing}
+    params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing,
+              "loss": loss}  # fmt: skip
     run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
     return _simulate("teacher", "alpha", [alpha], params, run)[0]
 
@@ -765,6 +802,8 @@ def simulate_student(
     t2_scaling: bool = default("t2_scaling"),
     smoothing: float = default("smoothing"),
     teacher: str = default("teacher"),
+    loss: str = default("loss"),
+    teacher_loss: str = default("teacher_loss"),
     *,
     n: int = 1000,
     seeds: int = 8,
@@ -774,16 +813,19 @@ def simulate_student(
 ) -> SimulationResult:
     """Teacher then distilled student at finite N (SPEC §2-3), averaged over seeds.
 
-    The teacher is ridge logistic regression on all N weights with the smoothed labels and
-    ``lam_t`` (``teacher="ridge"``), or the Bayes-optimal proxy of paper Eq. 23-24
-    (``teacher="bayes"``; ``lam_t`` and the teacher's smoothing are then unused).  The student
-    is trained on the SAME inputs, on its first ``k = round(eta N)`` coordinates, with the KD
-    loss ``(1 - chi) CE(p, sigma(h)) + chi c_T CE(sigma(h~/T), sigma(h/T))`` (``c_T = T^2`` if
-    ``t2_scaling``) and ridge ``lam_s``, where ``h~`` are the teacher's preactivations on the
-    training samples and ``p`` the labels smoothed with ``smoothing``.
+    The teacher is a kind of :data:`replica.stages.TEACHER_KINDS`: ridge regression of loss
+    ``teacher_loss`` on all N weights with the smoothed labels and ``lam_t``
+    (``teacher="ridge"``), or the Bayes-optimal proxy of paper Eq. 23-24 (``teacher="bayes"``;
+    ``lam_t``, ``teacher_loss`` and the teacher's smoothing are then unused).  The student is
+    trained on the SAME inputs, on its first ``k = round(eta N)`` coordinates, with the KD
+    loss ``(1 - chi) l(y, h) + chi c_T CE(sigma(h~/T), sigma(h/T))`` (``c_T = T^2`` if
+    ``t2_scaling``; ``l`` the label loss ``loss``, the paper's ``CE(p, sigma(h))`` by default)
+    and ridge ``lam_s``, where ``h~`` are the teacher's preactivations on the training samples
+    and ``p`` the labels smoothed with ``smoothing``.
 
     Parameters are as in :func:`simulate_teacher`, plus ``eta``, ``lam_t``, ``lam_s``, ``chi``,
-    ``temperature``, ``t2_scaling`` and ``teacher``.
+    ``temperature``, ``t2_scaling``, ``teacher``, ``loss`` (the student's label term) and
+    ``teacher_loss``.
 
     Returns
     -------
@@ -810,6 +852,8 @@ def simulate_student(
         "t2_scaling": t2_scaling,
         "smoothing": smoothing,
         "teacher": teacher,
+        "loss": loss,
+        "teacher_loss": teacher_loss,
     }
     run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
     return _simulate("student", "alpha", [alpha], params, run)[0]

@@ -71,6 +71,8 @@ def build_spec(args: argparse.Namespace):
         values[axis] = axis_values(name, start, stop, getattr(args, f"n{axis}"),
                                    getattr(args, f"{axis}_log"))  # fmt: skip
     fixed = model_kwargs(args, model)
+    if model == "teacher":  # --loss is the student's: a teacher's diagram uses --teacher-loss
+        fixed["loss"] = args.teacher_loss
     for name in (x, y):
         fixed.pop(name, None)
     return PhaseSpec(x, y, tuple(values["x"]), tuple(values["y"]), args.quantity, fixed)
