@@ -202,20 +202,30 @@ class ChainQuadrature:
     side_observables : int
         Half-line nodes per side in ``z_{k-1}`` for stage ``k``'s training observables (the
         training disagreement has a steep part next to the split).
+    stein : bool
+        Compute every cross-conjugate by Stein's lemma (by default only where a hard target
+        makes the fields jump; for a check of the forward derivatives).
+    pruned_mass : float
+        Nodes of a level are dropped, lightest first, as long as their total weight stays
+        below this (products of rules have many nodes of negligible weight; the integrands
+        are bounded, so the error is below ``pruned_mass`` times their bound).
     """
 
     inner0: int = 96
-    inner: int = 24
-    side: int = 14
+    inner: int = 20
+    side: int = 12
     split: bool = True
     outer: int = 64
-    side_observables: int = 48
+    side_observables: int = 32
+    pruned_mass: float = 1e-13
+    stein: bool = False
 
     def refined(self, extra: int = 8) -> ChainQuadrature:
         """A finer set of rules (for error estimates by refinement)."""
         return ChainQuadrature(self.inner0 + 2 * extra, self.inner + extra, self.side + extra,
                                self.split, self.outer + 2 * extra,
-                               self.side_observables + 2 * extra)  # fmt: skip
+                               self.side_observables + 2 * extra, self.pruned_mass,
+                               self.stein)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,6 +436,15 @@ class _Level:
     @property
     def size(self) -> int:
         return self.weight.size
+
+
+def _significant(weight: np.ndarray, pruned_mass: float) -> np.ndarray:
+    """Mask of the nodes kept: the lightest are dropped while their total is <= pruned_mass."""
+    order = np.argsort(weight)
+    dropped = np.cumsum(weight[order]) <= pruned_mass
+    keep = np.ones(weight.size, dtype=bool)
+    keep[order[dropped]] = False
+    return keep
 
 
 def _root_level(params: ChainParams) -> _Level:
@@ -681,7 +700,7 @@ class _ChainSolver:
     # -- one stage ---------------------------------------------------------------------------
 
     def _stein(self, k: int) -> bool:
-        return any(s.hard for s in self.params.stages[1 : k + 1])
+        return self.quad.stein or any(s.hard for s in self.params.stages[1 : k + 1])
 
     def _kernel_args(self, k: int, stage: Stage):
         lv = self.level
@@ -912,7 +931,7 @@ class _ChainSolver:
                        self.sign_obs, stage.chi, stage.kd_weight, stage.temperature, stage.hard,
                        m, b, Lrow, V, Vrow, bayes, zc, wc, new.cfg, new.weight, new.Z, new.F,
                        new.DF, new.h, new.dh)  # fmt: skip
-        keep = new.weight > 0.0
+        keep = _significant(new.weight, self.quad.pruned_mass)
         if not np.all(keep):
             new = _Level(*(getattr(new, f.name)[keep] for f in dataclasses.fields(_Level)))
         return new

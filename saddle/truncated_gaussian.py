@@ -15,14 +15,16 @@ Polynomials: Computation and Approximation*, 2004, Sec. 2.2.3): the half-line me
 discretised by a fine composite Gauss-Legendre rule on ``[r, cutoff]`` (the Gaussian mass
 beyond 9 is ~1e-19), the three-term recurrence of its orthonormal polynomials is computed by
 Stieltjes' procedure, and the Golub-Welsch eigenproblem of the Jacobi matrix gives nodes and
-weights. Everything is vectorised over the cuts (one batched ``eigh``).
+weights. The recurrence and the eigenproblem are numba loops over the cuts.
 """
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtr
 
 TRUNCATION = 9.0
@@ -42,29 +44,100 @@ def _unit_panels(panels: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes, weights
 
 
-def _stieltjes_gauss(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss rules of ``n`` points for the discrete measures ``(x[p], w[p])`` (rows ``p``)."""
-    mass = w.sum(axis=1)
-    safe = np.where(mass > 0.0, mass, 1.0)
-    q_prev = np.zeros_like(x)
-    q = np.ones_like(x) / np.sqrt(safe)[:, None]
-    alpha = np.empty((x.shape[0], n))
-    beta = np.zeros((x.shape[0], n))
-    for j in range(n):
-        alpha[:, j] = np.einsum("pi,pi->p", w * q, x * q)
-        r = (x - alpha[:, j : j + 1]) * q - (beta[:, j : j + 1] * q_prev if j else 0.0)
-        if j + 1 < n:
-            norm = np.sqrt(np.einsum("pi,pi->p", w, r * r))
-            beta[:, j + 1] = norm
-            q_prev, q = q, r / np.where(norm > 0.0, norm, 1.0)[:, None]
-    jacobi = np.zeros((x.shape[0], n, n))
-    idx = np.arange(n)
-    jacobi[:, idx, idx] = alpha
-    jacobi[:, idx[1:], idx[:-1]] = beta[:, 1:]
-    jacobi[:, idx[:-1], idx[1:]] = beta[:, 1:]
-    nodes, vectors = np.linalg.eigh(jacobi)
-    weights = mass[:, None] * vectors[:, 0, :] ** 2
-    return nodes, weights
+@njit(cache=True)
+def _gauss_from_jacobi(d, e, z0):
+    """Eigenvalues of the symmetric tridiagonal matrix (diagonal ``d``, off-diagonal ``e[i]``
+    between ``i`` and ``i + 1``, ``e[-1] = 0``) and the first components of its normalised
+    eigenvectors, in place (implicit QL with Wilkinson shifts; Golub-Welsch needs only the
+    first components, so this costs O(n^2))."""
+    n = d.size
+    z0[:] = 0.0
+    z0[0] = 1.0
+    for l in range(n):
+        for _ in range(60):
+            m = l
+            while m < n - 1:
+                dd = abs(d[m]) + abs(d[m + 1])
+                if abs(e[m]) <= 1e-16 * dd:
+                    break
+                m += 1
+            if m == l:
+                break
+            g = (d[l + 1] - d[l]) / (2.0 * e[l])
+            r = math.hypot(g, 1.0)
+            g = d[m] - d[l] + e[l] / (g + (r if g >= 0.0 else -r))
+            s = c = 1.0
+            p = 0.0
+            i = m - 1
+            underflow = False
+            while i >= l:
+                f = s * e[i]
+                b = c * e[i]
+                r = math.hypot(f, g)
+                e[i + 1] = r
+                if r == 0.0:
+                    d[i + 1] -= p
+                    e[m] = 0.0
+                    underflow = True
+                    break
+                s = f / r
+                c = g / r
+                g = d[i + 1] - p
+                r = (d[i] - g) * s + 2.0 * c * b
+                p = s * r
+                d[i + 1] = g + p
+                g = c * r - b
+                f = z0[i + 1]
+                z0[i + 1] = s * z0[i] + c * f
+                z0[i] = c * z0[i] - s * f
+                i -= 1
+            if underflow:
+                continue
+            d[l] -= p
+            e[l] = g
+            e[m] = 0.0
+
+
+@njit(cache=True)
+def _stieltjes_gauss(x, w, n, nodes, weights):
+    """Gauss rules of ``n`` points for the discrete measures ``(x[p], w[p])`` (rows ``p``):
+    Stieltjes' procedure for the orthonormal recurrence, then Golub-Welsch."""
+    size = x.shape[1]
+    q = np.empty(size)
+    q_prev = np.empty(size)
+    r = np.empty(size)
+    d = np.empty(n)
+    e = np.empty(n)
+    z0 = np.empty(n)
+    for p in range(x.shape[0]):
+        mass = 0.0
+        for i in range(size):
+            mass += w[p, i]
+        if mass <= 0.0:
+            mass = 1.0
+        for i in range(size):
+            q[i] = 1.0 / math.sqrt(mass)
+            q_prev[i] = 0.0
+        beta = 0.0
+        for j in range(n):
+            a = 0.0
+            for i in range(size):
+                a += w[p, i] * x[p, i] * q[i] * q[i]
+            d[j] = a
+            norm = 0.0
+            for i in range(size):
+                r[i] = (x[p, i] - a) * q[i] - beta * q_prev[i]
+                norm += w[p, i] * r[i] * r[i]
+            beta = math.sqrt(norm)
+            e[j] = beta if j + 1 < n else 0.0
+            for i in range(size):
+                q_prev[i] = q[i]
+                q[i] = r[i] / beta if beta > 0.0 else 0.0
+        _gauss_from_jacobi(d, e, z0)
+        order = np.argsort(d)
+        for j in range(n):
+            nodes[p, j] = d[order[j]]
+            weights[p, j] = mass * z0[order[j]] * z0[order[j]]
 
 
 def half_line_gauss_rules(
@@ -93,7 +166,9 @@ def half_line_gauss_rules(
     if np.any(empty):  # nothing left of the measure: a harmless placeholder measure
         x[empty] = cutoff + u
         w[empty] = wu
-    nodes, weights = _stieltjes_gauss(x, w, n)
+    nodes = np.empty((cuts.size, n))
+    weights = np.empty((cuts.size, n))
+    _stieltjes_gauss(x, w, n, nodes, weights)
     # Exact masses (the discretisation is exact to ~1e-16 relative, but say it once).
     mass = np.where(empty, 0.0, ndtr(-lo) - ndtr(-cutoff))
     total = weights.sum(axis=1)

@@ -1,0 +1,252 @@
+"""Distillation chains (replica/chain.py, simulations/chains.py, docs/chains.md).
+
+Exact limits (today's teacher and student, direct training, the Bayes-optimal bound),
+quadrature accuracy by refinement, and theory against finite-size simulation at chains
+covering K = 2 and 3, hard and soft targets, label noise 0 / 0.1 / 0.3, weak-to-strong,
+compression, fixed and inherited biases, rho != 1/2 and a Bayes-optimal stage 0.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from replica.chain import ChainParams, ChainQuadrature, Stage, _orthant, solve_chain
+from replica.errors import bayes_optimal_error
+from replica.params import GaussianMixture, ParameterError
+from replica.student import solve_student
+from replica.teacher import solve_teacher
+from saddle.truncated_gaussian import half_line_gauss_rules, split_gauss_rules
+from simulations.chains import segment_normalised_direction, simulate_chain
+
+# ----------------------------------------------------------------------------------------------
+# Numerics
+# ----------------------------------------------------------------------------------------------
+
+
+def test_half_line_rules_are_gauss_rules():
+    """An n-point rule integrates z^j, j < 2n, against the half-line Gaussian exactly."""
+    from scipy.integrate import quad
+
+    cuts = np.array([-2.0, -0.3, 0.0, 1.1, 4.0])
+    n = 6
+    nodes, weights = half_line_gauss_rules(cuts, n, "right")
+    for i, r in enumerate(cuts):
+        for j in range(2 * n):
+            exact = quad(lambda z, j=j: z**j * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+                         r, np.inf, epsabs=1e-14, epsrel=1e-13)[0]  # fmt: skip
+            assert abs(weights[i] @ nodes[i] ** j - exact) <= 1e-10 * max(1.0, abs(exact))
+        assert np.all(nodes[i] >= r)
+    z, w = split_gauss_rules(cuts, 8)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-15)
+    assert np.all(np.diff(z, axis=1) > 0)
+
+
+def test_bivariate_orthant_matches_scipy():
+    from scipy.stats import multivariate_normal
+
+    for x, y, r in [(0.3, -0.5, 0.7), (-1.0, -2.0, -0.4), (1.2, 0.4, 0.95), (0.0, 0.5, 0.3)]:
+        ref = multivariate_normal([0, 0], [[1, r], [r, 1]]).cdf([x, y])
+        assert abs(_orthant(x, y, r) - ref) < 1e-6
+
+
+def test_segment_normalised_direction():
+    v = segment_normalised_direction(100, [30, 70], np.random.default_rng(1))
+    for lo, hi in ((0, 30), (30, 70), (70, 100)):
+        assert abs(v[lo:hi] @ v[lo:hi] - (hi - lo)) < 1e-9
+
+
+def test_parameter_errors_name_the_stage_key():
+    with pytest.raises(ParameterError, match="target"):
+        Stage(target="medium")
+    with pytest.raises(ParameterError, match="stage0.chi"):
+        ChainParams(2.0, stages=(Stage(chi=0.5),))
+    with pytest.raises(ParameterError, match="flip"):
+        ChainParams(2.0, flip=0.6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Exact limits
+# ----------------------------------------------------------------------------------------------
+
+TODAY = ChainQuadrature(split=False, outer=64, inner=24)
+
+
+def test_stage0_is_todays_teacher():
+    sol = solve_chain(2.0, 0.3, 1.0, 0.0, [Stage(lam=0.1)])
+    ref = solve_teacher(2.0, 0.3, 1.0, 0.1)
+    for a, b in [(sol[0].eps_g, ref.eps_g), (sol[0].m, ref.m), (sol[0].q, ref.q),
+                 (sol[0].b, ref.b), (sol[0].V, ref.V), (sol[0].train_loss, ref.train_loss),
+                 (sol[0].train_error_true, ref.train_error)]:  # fmt: skip
+        assert abs(a - b) <= 1e-10 * max(1.0, abs(b))
+
+
+@pytest.mark.parametrize(
+    "eta, lam_s, chi, temperature",
+    [(0.5, 0.01, 0.7, 2.0), (1.0, 0.1, 1.0, 1.0), (0.3, 0.1, 0.4, 0.5)],
+)
+def test_reduces_to_student(eta, lam_s, chi, temperature):
+    """K = 1, flip = 0 is today's solve_student to 1e-10 (same rules: docs/chains.md)."""
+    stages = [Stage(lam=0.1), Stage(eta=eta, lam=lam_s, chi=chi, temperature=temperature)]
+    sol = solve_chain(2.0, 0.3, 1.0, 0.0, stages, quadrature=TODAY)[1]
+    ref = solve_student(2.0, 0.3, 1.0, eta, 0.1, lam_s, chi, temperature)
+    assert ref.quadrature.size == 64  # the Gauss-Hermite rule (no adaptive z1 rule here)
+    pairs = [(sol.eps_g, ref.eps_g), (sol.m, ref.m), (sol.q, ref.q), (sol.overlaps[0], ref.S),
+             (sol.V, ref.V), (sol.responses[0], ref.V_S), (sol.b, ref.b),
+             (sol.train_loss, ref.train_loss), (sol.train_ce, ref.train_ce),
+             (sol.train_error_observed, ref.train_error), (sol.Vhat_cross[0], ref.Vhat_x),
+             (sol.Qhat[0], ref.Qhat_x), (sol.mhat, ref.mhat), (sol.Vhat, ref.Vhat)]  # fmt: skip
+    for a, b in pairs:
+        assert abs(a - b) <= 1e-10 * max(1.0, abs(b)), (a, b)
+
+
+def test_bayes_stage0_reduces_to_bayes_student():
+    stages = [Stage(teacher="bayes"), Stage(eta=0.5, lam=0.05, chi=0.8, temperature=1.5)]
+    sol = solve_chain(2.0, 0.3, 1.0, 0.0, stages, quadrature=TODAY)
+    ref = solve_student(2.0, 0.3, 1.0, 0.5, 0.1, 0.05, 0.8, 1.5, teacher="bayes")
+    assert abs(sol[0].eps_g - ref.eps_bo_teacher) < 1e-12
+    for a, b in [(sol[1].eps_g, ref.eps_g), (sol[1].q, ref.q), (sol[1].overlaps[0], ref.S),
+                 (sol[1].b, ref.b)]:  # fmt: skip
+        assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), (a, b)
+
+
+def test_chi_zero_is_direct_training():
+    """A stage with chi = 0 ignores its upstream: it is stage 0 trained alone."""
+    chain = solve_chain(2.0, 0.3, 1.0, 0.1, [
+        Stage(lam=0.1), Stage(eta=0.6, lam=0.05, chi=1.0, target="hard"),
+        Stage(eta=0.5, lam=0.2, chi=0.0)])  # fmt: skip
+    alone = solve_chain(2.0, 0.3, 1.0, 0.1, [Stage(eta=0.5, lam=0.2)])[0]
+    for key in ("eps_g", "m", "q", "b", "train_loss", "train_error_observed"):
+        assert abs(getattr(chain[2], key) - getattr(alone, key)) < 1e-8, key
+    assert max(abs(v) for v in chain[2].responses) < 1e-10
+    assert max(abs(v) for v in chain[2].Vhat_cross) < 1e-10
+
+
+def test_sparse_stage_is_rescaled_full_problem():
+    """A stage on eta N coordinates at (alpha, delta, lam) is the full problem at
+    (alpha/eta, delta/eta, lam/eta^2) (SPEC §4 checks): same error and m."""
+    eta = 0.4
+    sparse = solve_chain(2.0, 0.3, 1.0, 0.0, [Stage(eta=eta, lam=0.05)])[0]
+    full = solve_teacher(2.0 / eta, 0.3, 1.0 / eta, 0.05 / eta**2)
+    assert abs(sparse.eps_g - full.eps_g) < 1e-10
+    assert abs(sparse.m - full.m) < 1e-9
+
+
+CHAINS_FOR_BOUNDS = [
+    (2.0, 0.5, 1.0, 0.3, [Stage(lam=0.01)] + [Stage(lam=0.01, chi=1.0, target="hard")] * 2),
+    (0.7, 0.3, 1.0, 0.0, [Stage(eta=0.3, lam=0.05), Stage(eta=1.0, lam=0.01, chi=0.9,
+                                                            temperature=3.0)]),
+    (5.0, 0.2, 0.5, 0.1, [Stage(teacher="bayes"), Stage(eta=0.5, lam=1e-3, chi=1.0,
+                                                         target="hard")]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("alpha, rho, delta, flip, stages", CHAINS_FOR_BOUNDS)
+def test_never_below_bayes_optimal(alpha, rho, delta, flip, stages):
+    sol = solve_chain(alpha, rho, delta, flip, stages)
+    mixture = GaussianMixture(rho, delta)
+    for st in sol.stages:
+        assert st.converged
+        bound = bayes_optimal_error(alpha, mixture, eta=st.stage.eta)
+        assert st.eps_g >= bound - 1e-9
+        assert abs(st.eps_bo - bound) < 1e-15
+
+
+def test_stein_and_forward_derivatives_agree():
+    """The two forms of the cross-conjugates (docs/chains.md) on a smooth chain."""
+    stages = [Stage(lam=0.1), Stage(lam=0.05, chi=0.7, temperature=2.0), Stage(lam=0.1, chi=1.0)]
+    a = solve_chain(2.0, 0.3, 1.0, 0.1, stages)
+    b = solve_chain(2.0, 0.3, 1.0, 0.1, stages, quadrature=ChainQuadrature(stein=True))
+    for sa, sb in zip(a.stages, b.stages, strict=True):
+        assert abs(sa.eps_g - sb.eps_g) < 1e-7
+        np.testing.assert_allclose(sa.Vhat_cross, sb.Vhat_cross, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------
+# Accuracy by refinement: |eps_g error| <= 1e-6 for K <= 3
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flip, target, K", [(0.2, "hard", 2), (0.1, "soft", 2), (0.3, "hard", 3)])
+def test_accuracy_by_refinement(flip, target, K):
+    stages = [Stage(lam=0.1)] + [Stage(lam=0.1, chi=1.0, target=target)] * K
+    sol = solve_chain(2.0, 0.4, 1.0, flip, stages, error_estimate=True)
+    assert len(sol.errors) == K + 1
+    assert max(sol.errors) <= 1e-6, sol.errors
+    assert sol.converged
+
+
+# ----------------------------------------------------------------------------------------------
+# Theory against simulation (N = 1000, 24 seeds, 3 standard errors)
+# ----------------------------------------------------------------------------------------------
+
+HARD = dict(chi=1.0, target="hard")
+SIM_CHAINS = {
+    "K2-hard-flip0.2": (2.0, 0.5, 1.0, 0.2, [Stage(lam=0.1), Stage(lam=0.1, **HARD),
+                                               Stage(lam=0.1, **HARD)]),
+    "K2-soft-flip0.1-rho0.3": (2.0, 0.3, 1.0, 0.1, [Stage(lam=0.1),
+                                                     Stage(lam=0.05, chi=0.7, temperature=2.0),
+                                                     Stage(lam=0.1, chi=1.0)]),
+    "K3-hard-flip0.3": (2.0, 0.5, 1.0, 0.3, [Stage(lam=0.1)] + [Stage(lam=0.1, **HARD)] * 3),
+    "K3-soft-flip0": (2.0, 0.3, 1.0, 0.0, [Stage(lam=0.1)]
+                      + [Stage(lam=0.1, chi=0.8, temperature=1.5)] * 3),
+    "weak-to-strong-soft": (2.0, 0.5, 1.0, 0.1, [Stage(eta=0.3, lam=0.1),
+                                                  Stage(eta=1.0, lam=0.1, chi=1.0,
+                                                        temperature=1.5)]),
+    "weak-to-strong-hard-flip0.3": (2.0, 0.5, 1.0, 0.3, [Stage(eta=0.3, lam=0.05),
+                                                          Stage(eta=1.0, lam=0.1, **HARD)]),
+    "compression-bias-rho0.3": (2.0, 0.3, 1.0, 0.1, [
+        Stage(lam=0.1), Stage(eta=0.5, lam=0.1, chi=0.8, target="hard", bias="inherit"),
+        Stage(eta=0.5, lam=0.1, chi=0.5, bias="fixed", bias_value=-0.3)]),
+    "bayes-hard-rho0.3": (2.0, 0.3, 1.0, 0.1, [Stage(teacher="bayes", eta=0.6),
+                                                Stage(eta=1.0, lam=0.1, **HARD),
+                                                Stage(eta=0.8, lam=0.1, **HARD)]),
+}  # fmt: skip
+OBSERVABLES = ("eps_g", "m", "q", "b", "train_loss", "train_ce", "train_error_observed",
+               "train_error_true", "train_disagreement", "disagreement")  # fmt: skip
+
+
+def theory_value(stage, key):
+    if key.startswith("Q"):
+        return stage.overlaps[int(key[1:])]
+    return getattr(stage, key)
+
+
+def agreement_rows(name):
+    alpha, rho, delta, flip, stages = SIM_CHAINS[name]
+    theory = solve_chain(alpha, rho, delta, flip, stages)
+    sim = simulate_chain(ChainParams(alpha, rho, delta, flip, tuple(stages)), n=1000, seeds=24)
+    rows = []
+    for k, st in enumerate(theory.stages):
+        assert st.converged
+        mean, sem = sim.mean[k], sim.sem[k]
+        assert mean["converged"] == 1.0
+        keys = [key for key in mean if key in OBSERVABLES or key.startswith("Q")]
+        for key in keys:
+            value = theory_value(st, key)
+            if sem[key] == 0.0:  # a fixed bias, the same in theory and simulation
+                assert abs(mean[key] - value) < 1e-12
+                continue
+            rows.append((k, key, value, mean[key], sem[key], (mean[key] - value) / sem[key]))
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SIM_CHAINS))
+def test_theory_matches_simulation(name):
+    rows = agreement_rows(name)
+    bad = [row for row in rows if abs(row[5]) > 3.0]
+    assert not bad, "\n".join(f"stage{k} {key}: theory {t:.5f} sim {m:.5f} ({s:.5f}) z={z:.2f}"
+                              for k, key, t, m, s, z in bad)  # fmt: skip
+
+
+if __name__ == "__main__":  # python -m tests.test_chain: print the agreement table
+    for chain in SIM_CHAINS:
+        print(f"## {chain}")
+        for k, key, t, m, s, z in agreement_rows(chain):
+            print(f"stage{k} {key:22s} {t:10.5f} {m:10.5f} ({s:.5f}) z={z:6.2f}")
+        sys.stdout.flush()
