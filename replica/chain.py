@@ -51,9 +51,12 @@ from saddle.fixed_point import (
 from saddle.prox import prox_tempered_logistic_curvature
 from saddle.quadrature import gauss_hermite
 from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime, softplus
-from saddle.truncated_gaussian import split_gauss_rules
+from saddle.truncated_gaussian import piecewise_gauss_rules
 
 TARGETS = ("soft", "hard")
+# Observables whose quadrature error ``solve_chain(..., error_estimate=True)`` estimates.
+ESTIMATED = ("eps_g", "m", "q", "b", "train_loss", "train_ce", "train_error_observed",
+             "train_error_true", "train_disagreement", "disagreement")  # fmt: skip
 BIASES = ("free", "fixed", "inherit")
 STAGE0_KINDS = ("trained", "bayes")
 
@@ -200,8 +203,9 @@ class ChainQuadrature:
     outer : int
         Gauss-Hermite nodes of the unsplit rule.
     side_observables : int
-        Half-line nodes per side in ``z_{k-1}`` for stage ``k``'s training observables (the
-        training disagreement has a steep part next to the split).
+        Gauss nodes per piece in ``z_{k-1}`` for stage ``k``'s training observables, on rules
+        split at the root of ``h*_{k-1}`` and at the steep points of ``P(h*_k < 0 | z_<k)``
+        (:func:`stage_steep_points`).
     stein : bool
         Compute every cross-conjugate by Stein's lemma (by default only where a hard target
         makes the fields jump; for a check of the forward derivatives).
@@ -216,11 +220,11 @@ class ChainQuadrature:
     side: int = 12
     split: bool = True
     outer: int = 64
-    side_observables: int = 32
+    side_observables: int = 24
     pruned_mass: float = 1e-13
     stein: bool = False
 
-    def refined(self, extra: int = 8) -> ChainQuadrature:
+    def refined(self, extra: int = 4) -> ChainQuadrature:
         """A finer set of rules (for error estimates by refinement)."""
         return ChainQuadrature(self.inner0 + 2 * extra, self.inner + extra, self.side + extra,
                                self.split, self.outer + 2 * extra,
@@ -416,6 +420,75 @@ def stage_children(
                 o_DF[n, k, l] = (dh - du[l]) / V
 
 
+@njit(cache=True)
+def _median_gap(z, g, k, sgn, p_obs, centre1, Lkk1, t1, chi1, kd1, T1, V1, bayes1,
+                base_k, L_kk1, V_kk1, chi, kd, T, hard, V, h_guess):  # fmt: skip
+    """``V_k L_k'(0) - (centre of u_k)`` at ``z_{k-1} = z``: stage k's median is below zero
+    where it is positive. Returns it and stage k-1's ``h*`` (a guess for the next call)."""
+    u1 = centre1 + Lkk1 * z
+    if bayes1:
+        h1, f1 = u1, 0.0
+    else:
+        h1, _ = prox_tempered_logistic_curvature(u1, V1, 1.0 - chi1, 1.0, p_obs, kd1, T1, t1,
+                                                 h_guess)  # fmt: skip
+        f1 = (h1 - u1) / V1
+    t, _ = _stage_target(k, hard, h1, kd, T)
+    slope0 = (1.0 - chi) * (0.5 - p_obs) + kd * (0.5 - t) / T
+    return V * slope0 - (base_k + L_kk1 * z + V_kk1 * f1), h1
+
+
+@njit(cache=True)
+def stage_steep_points(
+    k, cfg, Z, F, h_gp, sign, sign_obs,
+    chi1, kd1, T1, hard1, m1, b1, Lrow1, V1, Vrow1, bayes1,
+    chi, kd, T, hard, m, b, Lrow, V, Vrow, roots, out,
+):  # fmt: skip
+    """Under each node of ``z_0..z_{k-2}`` (``k >= 1``), the point ``z_{k-1}`` on either side of
+    the root of ``h*_{k-1} = 0`` where stage k's conditional median ``P(h*_k < 0) = 1/2``
+    (NaN where there is none). ``P(h*_k < 0 | z_<k)`` is a steep function of ``z_{k-1}``
+    there when the two stages are strongly correlated (``L_kk`` small): the training errors
+    and disagreement of stage k are integrated on rules split at these points too.
+    """
+    cut = 9.0
+    for g in range(cfg.size):
+        c = cfg[g]
+        sgn = sign[c]
+        p_obs = 0.5 * (sign_obs[c] + 1.0)
+        t1, _ = _stage_target(k - 1, hard1, h_gp[g], kd1, T1)
+        centre1 = _parent_centre(k - 1, g, sgn, m1, b1, Lrow1, Vrow1, Z, F)
+        base_k = sgn * m + b
+        for j in range(k - 1):
+            base_k += Lrow[j] * Z[g, j] + Vrow[j] * F[g, j]
+        a = min(max(roots[g], -cut), cut)
+        for side in range(2):
+            out[g, side] = np.nan
+            lo, hi = (-cut, a) if side == 0 else (a, cut)
+            if hi - lo <= 1e-12:
+                continue
+            eps = 1e-12 * (1.0 + abs(a))
+            zl = lo if side == 0 else lo + eps
+            zh = hi - eps if side == 0 else hi
+            gl, h = _median_gap(zl, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1, T1,
+                                V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd, T,
+                                hard, V, 0.0)  # fmt: skip
+            gh, h = _median_gap(zh, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1, T1,
+                                V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd, T,
+                                hard, V, h)  # fmt: skip
+            if gl * gh > 0.0:
+                continue
+            for _ in range(60):
+                zm = 0.5 * (zl + zh)
+                gm, h = _median_gap(zm, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1,
+                                    T1, V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd,
+                                    T, hard, V, h)  # fmt: skip
+                if gm * gl > 0.0:
+                    zl, gl = zm, gm
+                else:
+                    zh = zm
+            out[g, side] = 0.5 * (zl + zh)
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Levels (earlier stages' fields on the nodes) and the prior's block recursion
 # ----------------------------------------------------------------------------------------------
@@ -600,6 +673,11 @@ class ChainSolution:
     errors: tuple | None = None
 
     @property
+    def eps_g_errors(self) -> tuple:
+        """Quadrature error estimates of each stage's eps_g (``error_estimate=True``)."""
+        return tuple(e["eps_g"] for e in self.errors) if self.errors is not None else ()
+
+    @property
     def converged(self) -> bool:
         return all(s.converged for s in self.stages)
 
@@ -613,7 +691,7 @@ class ChainSolution:
         out = {"params": self.params.to_dict(), "converged": self.converged,
                "stages": [s.to_dict() for s in self.stages]}  # fmt: skip
         if self.errors is not None:
-            out["quadrature_error_eps_g"] = list(self.errors)
+            out["quadrature_errors"] = [dict(e) for e in self.errors]
         return out
 
 
@@ -882,12 +960,13 @@ class _ChainSolver:
         rule = gauss_hermite(self.quad.inner0 if k == 0 else self.quad.inner)
         train = np.empty(5)
         lv = self.level
-        if k and self.quad.split and self.quad.side_observables > self.quad.side:
-            # The training disagreement integrates 1[h_{k-1} > 0] P(h_k < 0 | z_<k), a step
-            # times a function that is steep next to it when the two stages are strongly
-            # correlated: a finer split rule in z_{k-1} for these observables only.
+        if k and self.quad.split:
+            # The training errors integrate P(h_k < 0 | z_<k) (times 1[h_{k-1} > 0] for the
+            # disagreement), steep in z_{k-1} when the two stages are strongly correlated: a
+            # rule in z_{k-1} split at the steep points too, for these observables only.
+            steep = (stage, m, b, Lrow, V, Vrow)
             lv = self._children(k - 1, self.params.stages[k - 1], self._previous[k - 1],
-                                self.quad.side_observables)  # fmt: skip
+                                self.quad.side_observables, steep)  # fmt: skip
         stage_training_sums(k, lv.cfg, lv.weight, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
                             stage.chi, stage.kd_weight, stage.temperature, stage.hard, m, b,
                             Lrow, V, Vrow, bayes, rule.nodes, rule.weights, train)  # fmt: skip
@@ -909,8 +988,10 @@ class _ChainSolver:
             bayes_optimal_error(p.alpha, p.mixture, eta=stage.eta), report,
         )  # fmt: skip
 
-    def _children(self, k, stage, solved, side) -> _Level:
-        """Stage ``k``'s fields on its child nodes under the parents it was solved on."""
+    def _children(self, k, stage, solved, side, steep=None) -> _Level:
+        """Stage ``k``'s fields on its child nodes under the parents it was solved on; with
+        ``steep = (stage k+1, its m, b, L row, V, V row)`` the rules are also split at the
+        steep points of stage k+1's training observables (:func:`stage_steep_points`)."""
         lv, m, b, Lrow, V, Vrow, bayes = solved
         P = lv.size
         if self.quad.split:
@@ -918,7 +999,17 @@ class _ChainSolver:
             stage_roots(k, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs, stage.chi,
                         stage.kd_weight, stage.temperature, stage.hard, m, b, Lrow, V, Vrow,
                         roots)  # fmt: skip
-            zc, wc = split_gauss_rules(roots, side)
+            cuts = roots[:, None]
+            if steep is not None:
+                nxt, m2, b2, L2, V2, Vr2 = steep
+                extra = np.empty((P, 2))
+                stage_steep_points(k + 1, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
+                                   stage.chi, stage.kd_weight, stage.temperature, stage.hard,
+                                   m, b, Lrow, V, Vrow, bayes, nxt.chi, nxt.kd_weight,
+                                   nxt.temperature, nxt.hard, m2, b2, L2, V2, Vr2, roots,
+                                   extra)  # fmt: skip
+                cuts = np.concatenate([cuts, extra], axis=1)
+            zc, wc = piecewise_gauss_rules(cuts, side)
         else:
             rule = gauss_hermite(self.quad.outer)
             zc = np.broadcast_to(rule.nodes, (P, rule.size)).copy()
@@ -968,8 +1059,9 @@ def solve_chain(
     tol, damping, max_iter
         Passed to :func:`saddle.fixed_point.solve_fixed_point`.
     error_estimate : bool
-        Re-solve on refined rules (warm-started) and report ``|Delta eps_g|`` per stage as
-        ``errors``; the refined solution is returned.
+        Re-solve on refined rules (warm-started) and report, per stage, the change of each
+        observable of ``ESTIMATED`` as ``errors`` (a tuple of dicts); the refined solution is
+        returned.
     """
     stage_list = tuple(s if isinstance(s, Stage) else Stage(**dict(s)) for s in stages)
     params = ChainParams(alpha, rho, delta, flip, stage_list)
@@ -980,8 +1072,10 @@ def solve_chain(
     if not error_estimate:
         return solution
     fine = _solve(params, quad.refined(), [s.state for s in solution.stages], options)
-    errors = tuple(abs(a.eps_g - b.eps_g) for a, b in zip(solution.stages, fine.stages,
-                                                          strict=True))  # fmt: skip
+    errors = tuple(
+        {key: abs(getattr(a, key) - getattr(b, key)) for key in ESTIMATED}
+        for a, b in zip(solution.stages, fine.stages, strict=True)
+    )
     return dataclasses.replace(fine, errors=errors)
 
 

@@ -140,40 +140,51 @@ def _stieltjes_gauss(x, w, n, nodes, weights):
             weights[p, j] = mass * z0[order[j]] * z0[order[j]]
 
 
-def half_line_gauss_rules(
-    cuts: np.ndarray, n: int, side: str, *, cutoff: float = TRUNCATION
+def interval_gauss_rules(
+    lo: np.ndarray, hi: np.ndarray, n: int, *, cutoff: float = TRUNCATION
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n``-point Gauss rules for ``phi(z) dz`` on ``[r, inf)`` (``side="right"``) or
-    ``(-inf, r]`` (``side="left"``), for every cut ``r`` in ``cuts``.
+    """``n``-point Gauss rules for ``phi(z) dz`` on ``[lo[p], hi[p]]`` (clipped to
+    ``[-cutoff, cutoff]``), for every ``p``.
 
-    Returns ``(nodes, weights)`` of shape ``(len(cuts), n)``, nodes increasing; the weights sum
-    to the side's Gaussian mass (``1 - Phi(r)`` or ``Phi(r)``). A side with no mass inside the
-    truncation has zero weights (its nodes are then meaningless but finite).
+    Returns ``(nodes, weights)`` of shape ``(len(lo), n)``, nodes increasing, weights summing to
+    the interval's Gaussian mass. An interval with no mass has zero weights (its nodes are then
+    meaningless but finite).
     """
-    cuts = np.asarray(cuts, dtype=float).ravel()
-    if side == "left":
-        nodes, weights = half_line_gauss_rules(-cuts, n, "right", cutoff=cutoff)
-        return -nodes[:, ::-1], weights[:, ::-1]
-    if side != "right":
-        raise ValueError(f"side must be 'left' or 'right'; got {side!r}")
-    lo = np.clip(cuts, -cutoff, cutoff)
-    length = cutoff - lo
+    lo = np.clip(np.asarray(lo, dtype=float).ravel(), -cutoff, cutoff)
+    hi = np.clip(np.asarray(hi, dtype=float).ravel(), -cutoff, cutoff)
+    length = np.maximum(hi - lo, 0.0)
     # Enough fine points that the discrete measure integrates polynomials of degree 2n - 1.
     u, wu = _unit_panels(max(FINE_PANELS, (n + 1) // 2), FINE_ORDER)
     x = lo[:, None] + length[:, None] * u[None, :]
     w = length[:, None] * wu[None, :] * np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
     empty = length <= 1e-12
-    if np.any(empty):  # nothing left of the measure: a harmless placeholder measure
-        x[empty] = cutoff + u
+    if np.any(empty):  # nothing of the measure: a harmless placeholder measure
+        x[empty] = lo[empty, None] + u
         w[empty] = wu
-    nodes = np.empty((cuts.size, n))
-    weights = np.empty((cuts.size, n))
+    nodes = np.empty((lo.size, n))
+    weights = np.empty((lo.size, n))
     _stieltjes_gauss(x, w, n, nodes, weights)
     # Exact masses (the discretisation is exact to ~1e-16 relative, but say it once).
-    mass = np.where(empty, 0.0, ndtr(-lo) - ndtr(-cutoff))
+    mass = np.where(empty, 0.0, ndtr(hi) - ndtr(lo))
     total = weights.sum(axis=1)
     weights *= (mass / np.where(total > 0.0, total, 1.0))[:, None]
     return nodes, weights
+
+
+def half_line_gauss_rules(
+    cuts: np.ndarray, n: int, side: str, *, cutoff: float = TRUNCATION
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n``-point Gauss rules for ``phi(z) dz`` on ``[r, inf)`` (``side="right"``) or
+    ``(-inf, r]`` (``side="left"``), for every cut ``r`` in ``cuts`` (truncated at ``cutoff``,
+    beyond which the Gaussian mass is ~1e-19). Shapes as :func:`interval_gauss_rules`.
+    """
+    cuts = np.asarray(cuts, dtype=float).ravel()
+    edge = np.full(cuts.size, cutoff)
+    if side == "left":
+        return interval_gauss_rules(-edge, cuts, n, cutoff=cutoff)
+    if side != "right":
+        raise ValueError(f"side must be 'left' or 'right'; got {side!r}")
+    return interval_gauss_rules(cuts, edge, n, cutoff=cutoff)
 
 
 def split_gauss_rules(cuts: np.ndarray, n_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,6 +192,21 @@ def split_gauss_rules(cuts: np.ndarray, n_side: int) -> tuple[np.ndarray, np.nda
     each side. Returns ``(nodes, weights)`` of shape ``(len(cuts), 2 n_side)``, nodes
     increasing (left side first), weights summing to one per row.
     """
-    left_z, left_w = half_line_gauss_rules(cuts, n_side, "left")
-    right_z, right_w = half_line_gauss_rules(cuts, n_side, "right")
-    return np.concatenate([left_z, right_z], axis=1), np.concatenate([left_w, right_w], axis=1)
+    cuts = np.asarray(cuts, dtype=float).ravel()
+    return piecewise_gauss_rules(cuts[:, None], n_side)
+
+
+def piecewise_gauss_rules(cuts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rules for ``E[g(Z)]`` split at several cuts per row: ``cuts`` of shape ``(P, c)``
+    (any order; NaN for none), ``n`` Gauss points on each of the ``c + 1`` pieces. Returns
+    ``(nodes, weights)`` of shape ``(P, (c + 1) n)``, nodes non-decreasing.
+    """
+    cuts = np.sort(np.atleast_2d(np.asarray(cuts, dtype=float)), axis=1)
+    P, c = cuts.shape
+    # A missing cut (NaN, sorted last) becomes the upper truncation: an empty last piece.
+    cuts = np.where(np.isnan(cuts), TRUNCATION, cuts)
+    edges = np.concatenate([np.full((P, 1), -TRUNCATION), cuts, np.full((P, 1), TRUNCATION)],
+                           axis=1)  # fmt: skip
+    pieces = [interval_gauss_rules(edges[:, i], edges[:, i + 1], n) for i in range(c + 1)]
+    return (np.concatenate([z for z, _ in pieces], axis=1),
+            np.concatenate([w for _, w in pieces], axis=1))  # fmt: skip

@@ -175,8 +175,8 @@ def test_stein_and_forward_derivatives_agree():
 def test_accuracy_by_refinement(flip, target, K):
     stages = [Stage(lam=0.1)] + [Stage(lam=0.1, chi=1.0, target=target)] * K
     sol = solve_chain(2.0, 0.4, 1.0, flip, stages, error_estimate=True)
-    assert len(sol.errors) == K + 1
-    assert max(sol.errors) <= 1e-6, sol.errors
+    assert len(sol.eps_g_errors) == K + 1
+    assert max(sol.eps_g_errors) <= 1e-6, sol.eps_g_errors
     assert sol.converged
 
 
@@ -216,10 +216,26 @@ def theory_value(stage, key):
     return getattr(stage, key)
 
 
-def agreement_rows(name):
+# Observables of the training set that the theory may flag as not resolved by its rules (a
+# stage strongly correlated with its predecessor makes P(h_k < 0 | z_<k) a near-step across
+# the outer directions: docs/chains.md, "Accuracy"); everything else must always be resolved.
+MAY_BE_UNRESOLVED = ("train_error_observed", "train_error_true", "train_disagreement")
+
+
+def simulation(name):
     alpha, rho, delta, flip, stages = SIM_CHAINS[name]
-    theory = solve_chain(alpha, rho, delta, flip, stages)
-    sim = simulate_chain(ChainParams(alpha, rho, delta, flip, tuple(stages)), n=1000, seeds=24)
+    return simulate_chain(ChainParams(alpha, rho, delta, flip, tuple(stages)), n=1000, seeds=24)
+
+
+def agreement_rows(name, sim=None):
+    """``(stage, observable, theory, sim mean, sim SE, z, numerical error or None)``.
+
+    The theory is solved with ``error_estimate=True``; an observable whose estimated
+    quadrature error exceeds a third of the simulation's SE is returned with ``z = None``.
+    """
+    alpha, rho, delta, flip, stages = SIM_CHAINS[name]
+    theory = solve_chain(alpha, rho, delta, flip, stages, error_estimate=True)
+    sim = sim or simulation(name)
     rows = []
     for k, st in enumerate(theory.stages):
         assert st.converged
@@ -231,7 +247,12 @@ def agreement_rows(name):
             if sem[key] == 0.0:  # a fixed bias, the same in theory and simulation
                 assert abs(mean[key] - value) < 1e-12
                 continue
-            rows.append((k, key, value, mean[key], sem[key], (mean[key] - value) / sem[key]))
+            error = theory.errors[k].get(key)
+            z = (mean[key] - value) / sem[key]
+            if error is not None and error > sem[key] / 3.0:
+                assert key in MAY_BE_UNRESOLVED, (k, key, error)
+                z = None
+            rows.append((k, key, value, mean[key], sem[key], z, error))
     return rows
 
 
@@ -239,14 +260,87 @@ def agreement_rows(name):
 @pytest.mark.parametrize("name", list(SIM_CHAINS))
 def test_theory_matches_simulation(name):
     rows = agreement_rows(name)
-    bad = [row for row in rows if abs(row[5]) > 3.0]
+    bad = [row for row in rows if row[5] is not None and abs(row[5]) > 3.0]
     assert not bad, "\n".join(f"stage{k} {key}: theory {t:.5f} sim {m:.5f} ({s:.5f}) z={z:.2f}"
-                              for k, key, t, m, s, z in bad)  # fmt: skip
+                               for k, key, t, m, s, z, _ in bad)  # fmt: skip
+    # The core observables are always resolved and compared.
+    tested = {(k, key) for k, key, *_, z, _ in rows if z is not None}
+    for k, key, *_ in rows:
+        if key not in MAY_BE_UNRESOLVED:
+            assert (k, key) in tested
 
 
-if __name__ == "__main__":  # python -m tests.test_chain: print the agreement table
+if __name__ == "__main__":  # python -m tests.test_chain [CACHE_DIR]: the agreement table
+    import json
+    import os
+    import pickle
+
+    cache = sys.argv[1] if len(sys.argv) > 1 else None
     for chain in SIM_CHAINS:
-        print(f"## {chain}")
-        for k, key, t, m, s, z in agreement_rows(chain):
-            print(f"stage{k} {key:22s} {t:10.5f} {m:10.5f} ({s:.5f}) z={z:6.2f}")
+        sim = None
+        path = os.path.join(cache, f"{chain}.pkl") if cache else None
+        if path and os.path.exists(path):
+            with open(path, "rb") as fh:
+                sim = pickle.load(fh)
+        sim = sim or simulation(chain)
+        if path:
+            with open(path, "wb") as fh:
+                pickle.dump(sim, fh)
+        print(f"## {chain}: {json.dumps(SIM_CHAINS[chain][:4])}")
+        for k, key, t, m, s, z, e in agreement_rows(chain, sim):
+            ztext = f"z={z:6.2f}" if z is not None else "unresolved"
+            etext = f"num.err {e:.1e}" if e is not None else ""
+            print(f"stage{k} {key:22s} {t:10.5f} {m:10.5f} ({s:.5f}) {ztext} {etext}")
         sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def test_cli_chain_json(capsys):
+    import json
+
+    from replica.cli import main
+
+    argv = ["chain", "--alpha", "2", "--rho", "0.5", "--flip", "0.2", "--stage", "lam=0.1",
+            "--stage", "lam=0.1,chi=1,target=hard", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["stages"]) == 2
+    ref = solve_chain(2.0, 0.5, 1.0, 0.2, [Stage(lam=0.1), Stage(lam=0.1, chi=1.0,
+                                                                 target="hard")])  # fmt: skip
+    for key in ("eps_g", "m", "q", "b", "converged"):
+        assert data["stages"][1][key] == getattr(ref[1], key)
+    assert data["stages"][1]["overlaps"] == list(ref[1].overlaps)
+
+
+@pytest.mark.parametrize("stage, message", [
+    ("lam=0.1,chi=2", "stage1.chi must lie in [0, 1]"),
+    ("lam=0.1,colour=red", "stage1.colour: unknown key"),
+    ("lam=abc", "stage1.lam: bad value"),
+    ("lam=0.1,loss=hinge", "stage1.loss: only 'logistic'"),
+])  # fmt: skip
+def test_cli_chain_errors_name_stage_and_key(capsys, stage, message):
+    from replica.cli import main
+
+    assert main(["chain", "--stage", "lam=0.1", "--stage", stage]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_cli_chain_toml(tmp_path, capsys):
+    import json
+
+    from replica.cli import main
+
+    path = tmp_path / "chain.toml"
+    path.write_text('[[stage]]\nlam = 0.1\n\n[[stage]]\nlam = 0.1\nchi = 1.0\ntarget = "hard"\n')
+    assert main(["chain", "--alpha", "2", "--flip", "0.2", "--stages-file", str(path),
+                 "--json"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert data["params"]["stages"][1]["target"] == "hard"
+    path.write_text('[[stage]]\nlam = -1\n')
+    assert main(["chain", "--stages-file", str(path)]) == 2
+    assert "stage0.lam" in capsys.readouterr().err

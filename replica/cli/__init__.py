@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "replica.cli.thresholds",
     "replica.cli.phase",
     "replica.cli.figures",
+    "replica.cli.chain",
 )
 
 
