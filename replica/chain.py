@@ -671,6 +671,7 @@ class ChainSolution:
     stages: tuple
     quadrature: ChainQuadrature
     errors: tuple | None = None
+    fields: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def eps_g_errors(self) -> tuple:
@@ -1085,4 +1086,98 @@ def _solve(params, quad, initial, options) -> ChainSolution:
     for k in range(len(params.stages)):
         start = None if initial is None else initial[k]
         out.append(solver.solve_stage(k, start))
-    return ChainSolution(params, tuple(out), quad)
+    K1 = len(out)
+    Vmat = np.zeros((K1, K1))
+    for k, st in enumerate(out):
+        Vmat[k, :k] = st.responses
+    fields = {
+        "m": np.array([st.m for st in out]), "b": np.array([st.b for st in out]),
+        "L": solver.L.copy(), "V": np.array([st.V for st in out]), "Vmat": Vmat,
+        "chi": np.array([st.stage.chi for st in out]),
+        "kd": np.array([st.stage.kd_weight for st in out]),
+        "T": np.array([st.stage.temperature for st in out]),
+        "hard": np.array([st.stage.hard for st in out]),
+        "bayes0": params.stages[0].teacher == "bayes",
+    }  # fmt: skip
+    return ChainSolution(params, tuple(out), quad, fields=fields)
+
+
+@njit(cache=True)
+def _chain_sample_sums(s_c, so_c, m, b, L, V, Vmat, chi, kd, T, hard, bayes0, normals, out):
+    """Sums over samples of one configuration ``(s_c, so_c)`` of the Rao-Blackwellised
+    training indicators: for each stage, ``P(h*_k < 0 | z_<k)`` (closed form) turned into the
+    error against the observed label, against the true label and the disagreement with stage
+    k-1; ``out[k, i, 0]`` sums, ``out[k, i, 1]`` sums of squares."""
+    K1 = m.size
+    h = np.empty(K1)
+    f = np.empty(K1)
+    p_obs = 0.5 * (so_c + 1.0)
+    for n in range(normals.shape[0]):
+        for k in range(K1):
+            centre = s_c * m[k] + b[k]
+            for l in range(k):
+                centre += L[k, l] * normals[n, l] + Vmat[k, l] * f[l]
+            t, _ = _stage_target(k, hard[k], h[k - 1] if k > 0 else 0.0, kd[k], T[k])
+            slope0 = (1.0 - chi[k]) * (0.5 - p_obs) + kd[k] * (0.5 - t) / T[k]
+            below = gaussian_cdf((V[k] * slope0 - centre) / L[k, k])
+            vals = (below if so_c > 0.0 else 1.0 - below,
+                    below if s_c > 0.0 else 1.0 - below,
+                    (below if h[k - 1] > 0.0 else 1.0 - below) if k > 0 else 0.0)
+            for i in range(3):
+                out[k, i, 0] += vals[i]
+                out[k, i, 1] += vals[i] * vals[i]
+            u = centre + L[k, k] * normals[n, k]
+            if k == 0 and bayes0:
+                h[k], f[k] = u, 0.0
+            else:
+                h[k], _ = prox_tempered_logistic_curvature(
+                    u, V[k], 1.0 - chi[k], 1.0, p_obs, kd[k], T[k], t, u
+                )
+                f[k] = (h[k] - u) / V[k]
+    return out
+
+
+MC_OBSERVABLES = ("train_error_observed", "train_error_true", "train_disagreement")
+
+
+def training_observables_mc(solution: ChainSolution, samples: int = 2**20,
+                            seed: int = 0) -> tuple:  # fmt: skip
+    """The training errors and disagreements of every stage by Monte Carlo over the replica
+    theory's own cavity fields, with standard errors (an estimator of the same numbers as the
+    quadrature, for stages too correlated with their predecessors for the nested rules:
+    docs/chains.md, "Accuracy of the training-set observables").
+
+    Samples are allocated to the label configurations in proportion to their probabilities
+    (stratified), the last Gaussian direction of each stage is integrated exactly
+    (``P(h*_k < 0 | z_<k)`` in closed form); ``seed`` seeds ``numpy.random.default_rng``.
+    Returns one dict per stage, ``{name: (mean, standard error)}``.
+    """
+    fl = solution.fields
+    sign, sign_obs, prob = solution.params.configurations
+    K1 = len(solution.stages)
+    rng = np.random.default_rng(seed)
+    total = np.zeros((K1, 3))
+    variance = np.zeros((K1, 3))
+    for c in range(prob.size):
+        n_c = max(2, int(round(samples * prob[c])))
+        sums = np.zeros((K1, 3, 2))
+        done = 0
+        while done < n_c:
+            size = min(2**17, n_c - done)
+            _chain_sample_sums(sign[c], sign_obs[c], fl["m"], fl["b"], fl["L"], fl["V"],
+                               fl["Vmat"], fl["chi"], fl["kd"], fl["T"], fl["hard"],
+                               fl["bayes0"], rng.standard_normal((size, K1)), sums)  # fmt: skip
+            done += size
+        mean = sums[:, :, 0] / n_c
+        var = np.maximum(sums[:, :, 1] / n_c - mean**2, 0.0) * n_c / (n_c - 1)
+        total += prob[c] * mean
+        variance += prob[c] ** 2 * var / n_c
+    out = []
+    for k in range(K1):
+        row = {}
+        for i, name in enumerate(MC_OBSERVABLES):
+            if k == 0 and i == 2:
+                continue
+            row[name] = (float(total[k, i]), float(math.sqrt(variance[k, i])))
+        out.append(row)
+    return tuple(out)
