@@ -1072,7 +1072,10 @@ def solve_chain(
     solution = _solve(params, quad, initial, options)
     if not error_estimate:
         return solution
-    fine = _solve(params, quad.refined(), [s.state for s in solution.stages], options)
+    # A tighter tolerance, so that a warm start already within ``tol`` still moves to the
+    # refined rules' fixed point.
+    fine_options = dict(options, tol=0.01 * tol)
+    fine = _solve(params, quad.refined(), [s.state for s in solution.stages], fine_options)
     errors = tuple(
         {key: abs(getattr(a, key) - getattr(b, key)) for key in ESTIMATED}
         for a, b in zip(solution.stages, fine.stages, strict=True)

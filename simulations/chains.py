@@ -61,7 +61,7 @@ def _stage_terms(stage: Stage, y_obs: np.ndarray, h_prev: np.ndarray | None) -> 
     return terms
 
 
-def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100):
+def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100, w0=None):
     """Minimise ``sum_mu L(X w/sqrt(N) + b) + lam/2 |w|^2`` over ``w`` at fixed ``b`` exactly:
     Newton's method (conjugate gradients on Hessian-vector products, backtracking on the
     objective), stopped when ``max |grad| / N <= gtol`` (the criterion of
@@ -82,11 +82,20 @@ def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100):
             a += term.weight * sg * (1.0 - sg) / term.temperature**2
         return val, r, a
 
+    def objective(w, h):
+        val, r, a = parts(h)
+        return val + 0.5 * lam * float(w @ w), r, a
+
     w = np.zeros(X.shape[1])
     h = np.full(X.shape[0], float(b))
-    val, r, a = parts(h)
-    value = val
+    value, r, a = objective(w, h)
+    if w0 is not None and np.any(w0):
+        h0 = X @ w0 * scale + b
+        value0, r0, a0 = objective(w0, h0)
+        if value0 < value:
+            w, h, value, r, a = np.array(w0, dtype=float), h0, value0, r0, a0
     converged = False
+    g0 = None
     for _ in range(max_iter):
         grad = (X.T @ r) * scale + lam * w
         if np.max(np.abs(grad)) / n <= gtol:
@@ -95,15 +104,17 @@ def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100):
         curv = a.copy()
         op = LinearOperator((w.size, w.size), dtype=float,
                             matvec=lambda d, c=curv: (X.T @ (c * (X @ d))) * scale**2 + lam * d)
-        step, _ = cg(op, -grad, rtol=1e-10, maxiter=500)
+        # Inexact Newton (forcing term sqrt(|g|/|g0|)): superlinear, no wasted CG accuracy.
+        g2 = float(np.linalg.norm(grad))
+        g0 = g0 or g2
+        step, _ = cg(op, -grad, rtol=max(min(0.5, math.sqrt(g2 / g0)), 1e-12), maxiter=500)
         dh = (X @ step) * scale
         slope = float(grad @ step)
         t = 1.0
         for _ in range(60):
             h_new = h + t * dh
             w_new = w + t * step
-            val_new, r_new, a_new = parts(h_new)
-            new_value = val_new + 0.5 * lam * float(w_new @ w_new)
+            new_value, r_new, a_new = objective(w_new, h_new)
             if new_value <= value + 1e-4 * t * slope:
                 break
             t *= 0.5
@@ -159,11 +170,19 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
                 fixed = stage.bias_value
             elif stage.bias == "inherit":
                 fixed = biases[-1]
+            # Warm start from the previous stage's weights on this support (a distilled stage
+            # is close to its teacher), unless zero is the better start.
+            w0 = np.zeros(d)
+            if weights:
+                shared = min(d, weights[-1].size)
+                w0[:shared] = weights[-1][:shared]
             if fixed is None:
-                fit = fit_linear_classifier(Xs, terms, stage.lam, n_norm=n, gtol=1e-10)
+                fit = fit_linear_classifier(Xs, terms, stage.lam, n_norm=n, gtol=1e-10,
+                                            w0=w0, b0=biases[-1] if biases else 0.0,
+                                            cold_start_if_better=True)  # fmt: skip
                 w, b, h, converged = fit.w, fit.b, fit.preactivations, fit.converged
             else:
-                w, h, converged = _fit_fixed_bias(Xs, terms, stage.lam, n, fixed)
+                w, h, converged = _fit_fixed_bias(Xs, terms, stage.lam, n, fixed, w0=w0)
                 b = fixed
         m = float(w @ v[:d]) / n
         q = float(w @ w) / n
