@@ -350,3 +350,19 @@ def test_cli_chain_toml(tmp_path, capsys):
     path.write_text('[[stage]]\nlam = -1\n')
     assert main(["chain", "--stages-file", str(path)]) == 2
     assert "stage0.lam" in capsys.readouterr().err
+
+
+def test_cli_chain_vary(capsys):
+    from replica.cli import main
+
+    argv = ["chain", "--flip", "0.2", "--stage", "lam=0.1", "--stage", "lam=0.1,chi=1,target=hard",
+            "--vary", "stage1.lam", "--values", "0.05,0.5", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("stage1.lam,stage,eps_g")
+    assert len(lines) == 1 + 2 * 2
+    ref = solve_chain(2.0, 0.5, 1.0, 0.2, [Stage(lam=0.1), Stage(lam=0.5, chi=1.0, target="hard")])
+    value, stage, eps = lines[-1].split(",")[:3]
+    assert (float(value), int(stage)) == (0.5, 1) and abs(float(eps) - ref[1].eps_g) < 1e-9
+    assert main(["chain", "--stage", "lam=0.1", "--vary", "stage0.lam", "--values", "1,-1"]) == 2
+    assert "stage0.lam" in capsys.readouterr().err

@@ -9,6 +9,8 @@ file with one ``[[stage]]`` table per stage, e.g.::
 Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
+A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
+the stages of one solve are also the curve over the number of stages.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--n", type=integer("n", 10), default=1000, help="N for 'simulate'")
     p.add_argument("--seeds", type=integer("seeds", 2), default=24, help="seeds for 'simulate'")
     p.add_argument("--seed", type=integer("seed", 0), default=0, help="base seed for 'simulate'")
+    p.add_argument("--vary", default=None, metavar="KEY",
+                   help="a curve along KEY: alpha, rho, delta, flip or stageK.key "
+                        "(e.g. stage2.lam); needs --values")
+    p.add_argument("--values", default=None, metavar="V1,V2,...",
+                   help="the values of --vary (solved in this order, warm-started)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(p)
     p.set_defaults(handler=run)
@@ -132,10 +139,75 @@ def stages_from_args(args: argparse.Namespace) -> list:
     return [parse_stage(k, text) for k, text in enumerate(texts)]
 
 
+CURVE_COLUMNS = ("eps_g", "m", "q", "b", "train_loss", "train_error_observed",
+                 "train_error_true", "disagreement", "eps_bo")  # fmt: skip
+
+
+def run_curve(args: argparse.Namespace, stages: list) -> int:
+    """``--vary KEY --values ...``: one chain solve per value, warm-started, as CSV or JSON."""
+    import dataclasses
+
+    from replica.chain import ChainParams, solve_chain
+    from replica.cli.common import progress
+
+    if args.values is None:
+        raise CliError("values: --vary needs --values V1,V2,...")
+    key = args.vary
+    mixture_keys = ("alpha", "rho", "delta", "flip")
+    index = None
+    if key not in mixture_keys:
+        head, dot, name = key.partition(".")
+        if not (head.startswith("stage") and head[5:].isdigit() and dot):
+            raise CliError(f"vary: expected alpha, rho, delta, flip or stageK.key; got {key!r}")
+        index = int(head[5:])
+        if index >= len(stages):
+            raise CliError(f"vary: the chain has no stage {index} (stages 0..{len(stages) - 1})")
+    values = []
+    for text in args.values.split(","):
+        try:
+            values.append(float(text))
+        except ValueError:
+            raise CliError(f"values: not a number: {text!r}") from None
+    base = {"alpha": args.alpha, "rho": args.rho, "delta": args.delta, "flip": args.flip}
+    points = []  # validated before anything is solved
+    for value in values:
+        point = dict(base)
+        chain = list(stages)
+        if index is None:
+            point[key] = value
+        else:
+            old = chain[index]
+            items = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)}
+            items[name] = value
+            chain[index] = stage_from_mapping(index, items)
+        ChainParams(point["alpha"], point["rho"], point["delta"], point["flip"], tuple(chain))
+        points.append((value, point, chain))
+    rows, solutions, initial = [], [], None
+    for value, point, chain in progress(points, desc=f"chain along {key}", quiet=args.quiet):
+        sol = solve_chain(point["alpha"], point["rho"], point["delta"], point["flip"], chain,
+                          initial=initial)  # fmt: skip
+        initial = [st.state for st in sol.stages] if sol.converged else None
+        solutions.append(sol)
+        for st in sol.stages:
+            rows.append([value, st.index, *(getattr(st, c) for c in CURVE_COLUMNS),
+                         int(st.converged)])  # fmt: skip
+    if args.json:
+        print_json({"vary": key, "values": values, "points": [s.to_dict() for s in solutions]})
+    else:
+        print(",".join([key, "stage", *CURVE_COLUMNS, "converged"]))
+        for row in rows:
+            print(",".join(f"{v:.10g}" if isinstance(v, float) else str(v) for v in row))
+    return 0 if all(s.converged for s in solutions) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from replica.chain import ChainParams, solve_chain
 
     stages = stages_from_args(args)
+    if args.vary is not None:
+        if args.action == "simulate":
+            raise CliError("vary: curves are theory only ('chain --vary ...')")
+        return run_curve(args, stages)
     params = ChainParams(args.alpha, args.rho, args.delta, args.flip, tuple(stages))
     if args.action == "simulate":
         from simulations.chains import simulate_chain
