@@ -161,6 +161,15 @@ class ChainParams:
         for k, stage in enumerate(stages[1:], start=1):
             if stage.teacher != "trained":
                 raise ParameterError(f"stage{k}.teacher: only stage 0 may be 'bayes'")
+            separable = (stage.hard and stage.chi == 1.0 and stage.bias != "fixed"
+                         and stage.eta >= stages[k - 1].eta)  # fmt: skip
+            if separable and stage.lam == 0.0:
+                # Its targets 1[h_{k-1} > 0] are separated by stage k-1 itself (same inputs,
+                # support contained in stage k's): the unregularised loss has no minimiser.
+                raise ParameterError(
+                    f"stage{k}.lam must be > 0 for hard targets with chi = 1 on a support "
+                    "containing the previous stage's (the targets are linearly separable)"
+                )
         object.__setattr__(self, "stages", stages)
 
     @property

@@ -73,6 +73,8 @@ def test_parameter_errors_name_the_stage_key():
         ChainParams(2.0, stages=(Stage(chi=0.5),))
     with pytest.raises(ParameterError, match="flip"):
         ChainParams(2.0, flip=0.6)
+    with pytest.raises(ParameterError, match="stage1.lam must be > 0"):
+        ChainParams(2.0, stages=(Stage(), Stage(lam=0.0, chi=1.0, target="hard")))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,3 +368,19 @@ def test_cli_chain_vary(capsys):
     assert (float(value), int(stage)) == (0.5, 1) and abs(float(eps) - ref[1].eps_g) < 1e-9
     assert main(["chain", "--stage", "lam=0.1", "--vary", "stage0.lam", "--values", "1,-1"]) == 2
     assert "stage0.lam" in capsys.readouterr().err
+
+
+def test_cli_chain_simulate_json(capsys):
+    import json
+
+    from replica.cli import main
+
+    argv = ["chain", "simulate", "--flip", "0.1", "--stage", "lam=0.1", "--stage",
+            "lam=0.1,chi=1,target=hard,bias=inherit", "--n", "60", "--seeds", "2", "--json",
+            "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n"] == 60 and data["seeds"] == 2 and len(data["stages"]) == 2
+    stage1 = data["stages"][1]
+    assert stage1["mean"]["b"] == data["stages"][0]["mean"]["b"]  # inherited, per seed
+    assert stage1["mean"]["converged"] == 1.0
