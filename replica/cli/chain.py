@@ -46,9 +46,12 @@ def register(commands, curve, simulate) -> None:
                    help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard")
     p.add_argument("--stages-file", default=None, metavar="TOML",
                    help="a TOML file with one [[stage]] table per stage")
-    p.add_argument("--n", type=integer("n", 10), default=1000, help="N for 'simulate'")
-    p.add_argument("--seeds", type=integer("seeds", 2), default=24, help="seeds for 'simulate'")
-    p.add_argument("--seed", type=integer("seed", 0), default=0, help="base seed for 'simulate'")
+    p.add_argument("--n", type=integer("n", 10), default=1000,
+                   help="N for 'simulate' (default 1000)")
+    p.add_argument("--seeds", type=integer("seeds", 2), default=24,
+                   help="seeds for 'simulate' (default 24)")
+    p.add_argument("--seed", type=integer("seed", 0), default=0,
+                   help="base seed for 'simulate' (default 0)")
     p.add_argument("--vary", default=None, metavar="KEY",
                    help="a curve along KEY: alpha, rho, delta, flip or stageK.key "
                         "(e.g. stage2.lam); needs --values")
