@@ -1193,3 +1193,113 @@ def training_observables_mc(solution: ChainSolution, samples: int = 2**20,
             row[name] = (float(total[k, i]), float(math.sqrt(variance[k, i])))
         out.append(row)
     return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stage-wise optimal ridge: gradients through the fixed point (implicit function theorem)
+# ----------------------------------------------------------------------------------------------
+
+
+def _eps_g_gradient(x: np.ndarray, rho: float, delta: float) -> np.ndarray:
+    """``d eps_g / dx`` for the stage state ``x = (m, q, Q_k<, V, V_k<, b)`` (paper Eq. 12)."""
+    m, q, b = x[0], x[1], x[-1]
+    width = math.sqrt(delta * q)
+    grad = np.zeros(x.size)
+    for s, pc in ((1.0, rho), (-1.0, 1.0 - rho)):
+        u = (m + s * b) / width
+        dens = math.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
+        # d H(u) = -phi(u) du
+        grad[0] += -pc * dens / width
+        grad[-1] += -pc * dens * s / width
+        grad[1] += pc * dens * u / (2.0 * q)
+    return grad
+
+
+def _stage_lam_derivative(solver: _ChainSolver, k: int, stage: Stage, x: np.ndarray,
+                          rel_step: float = 1e-6) -> np.ndarray:  # fmt: skip
+    """``dx*/d lam`` of stage k's fixed point ``x* = F(x*, lam)`` by the implicit function
+    theorem, ``(I - dF/dx)^{-1} dF/d lam``, with the map's derivatives by central differences
+    (``solver`` must still have stage k's parents as its level)."""
+    lam = stage.lam
+    update = solver._map(k, stage, lam)[0]
+    n = x.size
+    J = np.empty((n, n))
+    for i in range(n):
+        h = rel_step * max(1.0, abs(x[i]))
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        J[:, i] = (update(xp) - update(xm)) / (2.0 * h)
+    h = rel_step * max(lam, 1e-8)
+    dF = (solver._map(k, stage, lam + h)[0](x) - solver._map(k, stage, lam - h)[0](x)) / (2 * h)
+    return np.linalg.solve(np.eye(n) - J, dF)
+
+
+def stage_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float,
+                             stages: Sequence[Stage], k: int,
+                             quadrature: ChainQuadrature | None = None):  # fmt: skip
+    """Stage k's ``eps_g`` and ``d eps_g / d lam_k`` (stages < k fixed; implicit function
+    theorem on stage k's fixed-point map). Returns ``(eps_g, gradient, StageSolution)``."""
+    params = ChainParams(alpha, rho, delta, flip, tuple(stages))
+    solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
+                          max_iter=5000)  # fmt: skip
+    for j in range(k):
+        solver.solve_stage(j)
+    return _eps_and_gradient(solver, k)
+
+
+def _eps_and_gradient(solver: _ChainSolver, k: int):
+    import copy
+
+    stage = solver.params.stages[k]
+    pristine = copy.deepcopy(solver)
+    sol = solver.solve_stage(k)
+    x = sol.state
+    dx = _stage_lam_derivative(pristine, k, stage, x)
+    grad = float(_eps_g_gradient(x, solver.params.rho, solver.params.delta) @ dx)
+    return sol.eps_g, grad, sol
+
+
+def optimise_stage_lams(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
+                        stages: Sequence[Stage] = (Stage(),), *,
+                        bounds: tuple[float, float] = (1e-4, 1e2),
+                        quadrature: ChainQuadrature | None = None):  # fmt: skip
+    """The best ``lam_k`` of each stage given the earlier ones (greedy, stage by stage):
+    bounded L-BFGS-B in ``log lam`` with the gradient of :func:`stage_eps_g_and_gradient`.
+
+    Returns ``(ChainSolution at the optimum, tuple of lam_k, tuple of optimiser results)``.
+    A Bayes-optimal stage 0 has no ridge and is kept.
+    """
+    import copy
+
+    from scipy.optimize import minimize
+
+    stages = list(stages)
+    lo, hi = (math.log(b) for b in bounds)
+    params = ChainParams(alpha, rho, delta, flip, tuple(stages))
+    solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
+                          max_iter=5000)  # fmt: skip
+    results = []
+    for k in range(len(stages)):
+        if k == 0 and stages[0].teacher == "bayes":
+            solver.solve_stage(0)
+            results.append(None)
+            continue
+
+        def objective(y, k=k):
+            trial = copy.deepcopy(solver)
+            chain = list(stages)
+            chain[k] = dataclasses.replace(chain[k], lam=math.exp(float(y[0])))
+            trial.params = dataclasses.replace(trial.params, stages=tuple(chain))
+            eps, grad, _ = _eps_and_gradient(trial, k)
+            return eps, np.array([grad * math.exp(float(y[0]))])
+
+        y0 = min(max(math.log(max(stages[k].lam, bounds[0])), lo), hi)
+        res = minimize(objective, [y0], jac=True, method="L-BFGS-B", bounds=[(lo, hi)],
+                       options={"ftol": 1e-12, "gtol": 1e-9})  # fmt: skip
+        stages[k] = dataclasses.replace(stages[k], lam=math.exp(float(res.x[0])))
+        solver.params = dataclasses.replace(solver.params, stages=tuple(stages))
+        solver.solve_stage(k)
+        results.append(res)
+    solution = solve_chain(alpha, rho, delta, flip, stages, quadrature=quadrature)
+    return solution, tuple(s.lam for s in stages), tuple(results)

@@ -19,7 +19,9 @@ from replica.chain import (
     ChainQuadrature,
     Stage,
     _orthant,
+    optimise_stage_lams,
     solve_chain,
+    stage_eps_g_and_gradient,
     training_observables_mc,
 )
 from replica.errors import bayes_optimal_error
@@ -384,3 +386,39 @@ def test_cli_chain_simulate_json(capsys):
     stage1 = data["stages"][1]
     assert stage1["mean"]["b"] == data["stages"][0]["mean"]["b"]  # inherited, per seed
     assert stage1["mean"]["converged"] == 1.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-stage optimal ridge (implicit function theorem)
+# ----------------------------------------------------------------------------------------------
+
+OPT_STAGES = [Stage(lam=0.1), Stage(lam=0.2, chi=1.0, target="hard"),
+              Stage(lam=0.3, chi=0.8, temperature=2.0)]  # fmt: skip
+
+
+def _eps_at(k, lam, stages=OPT_STAGES):
+    import dataclasses
+
+    chain = list(stages)
+    chain[k] = dataclasses.replace(chain[k], lam=lam)
+    return solve_chain(2.0, 0.3, 1.0, 0.2, chain, tol=1e-13)[k].eps_g
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_lam_gradient_matches_finite_differences(k):
+    eps, grad, _ = stage_eps_g_and_gradient(2.0, 0.3, 1.0, 0.2, OPT_STAGES, k)
+    lam, h = OPT_STAGES[k].lam, 1e-4
+    fd = (_eps_at(k, lam * (1 + h)) - _eps_at(k, lam * (1 - h))) / (2 * h * lam)
+    assert abs(eps - _eps_at(k, lam)) < 1e-10
+    assert abs(grad - fd) <= 1e-5 * abs(fd)
+
+
+@pytest.mark.slow
+def test_stagewise_optimal_lams_are_minima():
+    sol, lams, results = optimise_stage_lams(2.0, 0.3, 1.0, 0.2, OPT_STAGES)
+    assert sol.converged and all(r.success for r in results)
+    chain = [s.stage for s in sol.stages]
+    for k, lam in enumerate(lams):
+        best = sol[k].eps_g
+        for factor in (0.9, 1.1):
+            assert best <= _eps_at(k, lam * factor, chain) + 1e-12
