@@ -422,3 +422,19 @@ def test_stagewise_optimal_lams_are_minima():
         best = sol[k].eps_g
         for factor in (0.9, 1.1):
             assert best <= _eps_at(k, lam * factor, chain) + 1e-12
+
+
+def test_cli_chain_optimise_json(capsys):
+    import json
+
+    from replica.cli import main
+
+    argv = ["chain", "optimise", "--rho", "0.3", "--flip", "0.2", "--stage", "lam=0.1",
+            "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    lam = data["optimal_lam"][0]
+    assert data["optimiser_success"] == [True]
+    eps = data["stages"][0]["eps_g"]
+    for factor in (0.9, 1.1):
+        assert eps <= solve_chain(2.0, 0.3, 1.0, 0.2, [Stage(lam=lam * factor)])[0].eps_g

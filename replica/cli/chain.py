@@ -10,7 +10,8 @@ Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``)
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
-the stages of one solve are also the curve over the number of stages.
+the stages of one solve are also the curve over the number of stages. ``chain optimise``: the
+best ``lam`` of each stage given the earlier ones (gradients through the fixed point).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def register(commands, curve, simulate) -> None:
         description="Replica theory (default) or finite-size simulation ('chain simulate') of "
         "a chain of stages trained on the same samples with noisy labels (docs/chains.md).",
     )
-    p.add_argument("action", nargs="?", choices=("solve", "simulate"), default="solve",
-                   help="solve the replica theory (default) or simulate at finite N")
+    p.add_argument("action", nargs="?", choices=("solve", "simulate", "optimise"),
+                   default="solve",
+                   help="solve the replica theory (default), simulate at finite N, or optimise "
+                        "each stage's lam given the earlier stages")
     p.add_argument("--alpha", type=number("alpha", check_positive), default=2.0,
                    help="sample ratio M/N > 0 (default 2)")
     p.add_argument("--rho", type=number("rho", check_open_unit), default=0.5,
@@ -203,10 +206,34 @@ def run_curve(args: argparse.Namespace, stages: list) -> int:
     return 0 if all(s.converged for s in solutions) else 1
 
 
+def run_optimise(args: argparse.Namespace, stages: list) -> int:
+    """``chain optimise``: the best lam_k of each stage given the earlier ones."""
+    from replica.chain import optimise_stage_lams
+
+    if args.vary is not None:
+        raise CliError("vary: not available with 'optimise'")
+    solution, lams, results = optimise_stage_lams(args.alpha, args.rho, args.delta, args.flip,
+                                                  stages)  # fmt: skip
+    if args.json:
+        data = solution.to_dict()
+        data["optimal_lam"] = list(lams)
+        data["optimiser_success"] = [None if r is None else bool(r.success) for r in results]
+        print_json(data)
+    else:
+        rows = []
+        for st, lam in zip(solution.stages, lams, strict=True):
+            rows += [(f"stage{st.index}.lam", lam), (f"stage{st.index}.eps_g", st.eps_g)]
+        print(format_table(rows, title="stage-wise optimal ridge"))
+    ok = solution.converged and all(r is None or r.success for r in results)
+    return 0 if ok else 1
+
+
 def run(args: argparse.Namespace) -> int:
     from replica.chain import ChainParams, solve_chain
 
     stages = stages_from_args(args)
+    if args.action == "optimise":
+        return run_optimise(args, stages)
     if args.vary is not None:
         if args.action == "simulate":
             raise CliError("vary: curves are theory only ('chain --vary ...')")
