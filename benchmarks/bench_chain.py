@@ -8,7 +8,8 @@ warm point K = 2 <= 0.5 s, K = 3 <= 5 s at |eps_g error| <= 1e-6):
 1. a cold solve (default starts; kernels already compiled by a first call);
 2. a warm point: the same chain at alpha * 1.02 started from the cold solution's states
    (what a curve does), median of a few;
-3. the quadrature error estimate of eps_g (refined rules, ``error_estimate=True``).
+3. the quadrature error estimate of eps_g (refined rules, ``error_estimate=True``);
+4. stage-wise optimisation of every lam_k of a K = 3 chain at one alpha (target <= 60 s).
 
 Quote the printed ``loadavg`` with the numbers (the machine is shared).
 """
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from replica.chain import Stage, solve_chain
+from replica.chain import Stage, optimise_stage_lams, solve_chain
 
 HARD = dict(chi=1.0, target="hard")
 CHAINS = {
@@ -51,6 +52,12 @@ def main() -> None:
         print(f"{name}: cold {t_cold:.2f} s, warm point {np.median(warm):.2f} s "
               f"(iterations {nit}), error estimate {max(est.eps_g_errors):.1e} in {t_est:.1f} s; "
               f"loadavg {os.getloadavg()[0]:.1f}")  # fmt: skip
+    stages = [Stage(lam=0.1)] + [Stage(lam=0.1, **HARD)] * 3
+    t0 = time.perf_counter()
+    sol, lams, _ = optimise_stage_lams(2.0, 0.3, 1.0, 0.2, stages)
+    print(f"stage-wise optimal lam, K=3 hard, flip 0.2, rho 0.3: {time.perf_counter() - t0:.1f} s "
+          f"(lam {[round(v, 4) for v in lams]}, eps_g {[round(s.eps_g, 5) for s in sol.stages]}); "
+          f"loadavg {os.getloadavg()[0]:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":
