@@ -438,3 +438,74 @@ def test_cli_chain_optimise_json(capsys):
     eps = data["stages"][0]["eps_g"]
     for factor in (0.9, 1.1):
         assert eps <= solve_chain(2.0, 0.3, 1.0, 0.2, [Stage(lam=lam * factor)])[0].eps_g
+
+
+# ----------------------------------------------------------------------------------------------
+# Symbolic check of the prior recursion for K = 2 (docs/chains.md, "Prior")
+# ----------------------------------------------------------------------------------------------
+
+
+def test_prior_recursion_matches_symbolic_derivation():
+    """Per coordinate, the zero-temperature entropic term of stage k is
+    max_w [-(lam_k + Vhat_k) w^2 / 2 + (mhat_k v + xi_k - sum_j Vhat_kj w_j) w], solved in
+    stage order; sympy derives the stationary weights, their second moments over
+    v ~ N(0, 1), xi ~ N(0, Qhat) and their responses d<w_k>/d xi_j on every block of nested
+    supports, and the numeric block recursion of replica.chain._Prior must agree."""
+    import sympy as sp
+
+    from replica.chain import _Prior
+
+    rng = np.random.default_rng(7)
+    K1 = 3
+    etas = [1.0, 0.45, 0.8]
+    mhat = rng.uniform(0.2, 1.0, K1)
+    Vhat = rng.uniform(0.5, 2.0, K1)
+    lam = rng.uniform(0.05, 0.5, K1)
+    Vx = np.tril(rng.uniform(-0.6, 0.6, (K1, K1)), -1)
+    A = rng.standard_normal((K1, K1))
+    Qhat = A @ A.T + K1 * np.eye(K1)
+    delta = 0.7
+
+    v = sp.Symbol("v")
+    xi = sp.symbols("xi0:3")
+    ws = sp.symbols("w0:3")
+
+    def block_weights(active):
+        sol = {}
+        for k in range(K1):
+            if not active[k]:
+                sol[ws[k]] = sp.Integer(0)
+                continue
+            field = mhat[k] * v + xi[k] - sum(Vx[k, j] * sol[ws[j]] for j in range(k))
+            objective = -(lam[k] + Vhat[k]) * ws[k] ** 2 / 2 + field * ws[k]
+            sol[ws[k]] = sp.solve(sp.diff(objective, ws[k]), ws[k])[0]
+        return [sp.expand(sol[w]) for w in ws]
+
+    def moment(e1, e2):
+        """E[e1 e2] for e linear in (v, xi) with v ~ N(0, 1), xi ~ N(0, Qhat)."""
+        a1, a2 = e1.coeff(v), e2.coeff(v)
+        b1 = np.array([float(e1.coeff(x)) for x in xi])
+        b2 = np.array([float(e2.coeff(x)) for x in xi])
+        return float(a1 * a2) + b1 @ Qhat @ b2
+
+    widths_edges = np.unique(np.concatenate([[0.0], etas]))
+    expected_Q = np.zeros((K1, K1))
+    expected_m = np.zeros(K1)
+    expected_V = np.zeros((K1, K1))
+    for lo, hi in zip(widths_edges[:-1], widths_edges[1:], strict=True):
+        phi = hi - lo
+        w = block_weights([eta >= hi - 1e-15 for eta in etas])
+        for k in range(K1):
+            expected_m[k] += phi * float(w[k].coeff(v))
+            for j in range(K1):
+                expected_Q[k, j] += phi * moment(w[k], w[j])
+                expected_V[k, j] += phi * delta * float(sp.diff(w[k], xi[j]))
+
+    prior = _Prior.empty(etas)
+    for k in range(K1):
+        a, B = prior.stage_rows(k, mhat[k], Vhat[k], lam[k], Vx[k, :k])
+        m, Q, Bsum = prior.overlaps(k, a, B, Qhat[k, : k + 1])
+        prior.store(k, a, B, Qhat[k, : k + 1])
+        assert abs(m - expected_m[k]) < 1e-12
+        np.testing.assert_allclose(Q, expected_Q[k, : k + 1], atol=1e-12)
+        np.testing.assert_allclose(delta * Bsum, expected_V[k, : k + 1], atol=1e-12)
