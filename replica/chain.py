@@ -1215,13 +1215,13 @@ def _eps_g_gradient(x: np.ndarray, rho: float, delta: float) -> np.ndarray:
     return grad
 
 
-def _stage_lam_derivative(solver: _ChainSolver, k: int, stage: Stage, x: np.ndarray,
-                          rel_step: float = 1e-6) -> np.ndarray:  # fmt: skip
-    """``dx*/d lam`` of stage k's fixed point ``x* = F(x*, lam)`` by the implicit function
-    theorem, ``(I - dF/dx)^{-1} dF/d lam``, with the map's derivatives by central differences
-    (``solver`` must still have stage k's parents as its level)."""
-    lam = stage.lam
-    update = solver._map(k, stage, lam)[0]
+def _stage_param_derivative(solver: _ChainSolver, k: int, stage: Stage, x: np.ndarray,
+                            name: str = "lam", rel_step: float = 1e-6) -> np.ndarray:  # fmt: skip
+    """``dx*/d theta`` of stage k's fixed point ``x* = F(x*, theta)`` for the stage parameter
+    ``theta`` = ``name`` (lam, chi or temperature) by the implicit function theorem,
+    ``(I - dF/dx)^{-1} dF/d theta``, the map's derivatives by central differences (one-sided at
+    the ends of chi's range; ``solver`` must still have stage k's parents as its level)."""
+    update = solver._map(k, stage, stage.lam)[0]
     n = x.size
     J = np.empty((n, n))
     for i in range(n):
@@ -1230,76 +1230,157 @@ def _stage_lam_derivative(solver: _ChainSolver, k: int, stage: Stage, x: np.ndar
         xp[i] += h
         xm[i] -= h
         J[:, i] = (update(xp) - update(xm)) / (2.0 * h)
-    h = rel_step * max(lam, 1e-8)
-    dF = (solver._map(k, stage, lam + h)[0](x) - solver._map(k, stage, lam - h)[0](x)) / (2 * h)
+    value = getattr(stage, name)
+    h = rel_step * max(abs(value), 1e-8 if name == "lam" else 1.0)
+    hi, lo = value + h, value - h
+    if name == "chi":
+        hi, lo = min(hi, 1.0), max(lo, 0.0)
+    if name == "lam":
+        lo = max(lo, 0.0)
+
+    def at(v):
+        if name == "lam":
+            return solver._map(k, stage, v)[0](x)
+        return solver._map(k, dataclasses.replace(stage, **{name: v}), stage.lam)[0](x)
+
+    dF = (at(hi) - at(lo)) / (hi - lo)
     return np.linalg.solve(np.eye(n) - J, dF)
 
 
 def stage_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float,
-                             stages: Sequence[Stage], k: int,
+                             stages: Sequence[Stage], k: int, names: Sequence[str] = ("lam",),
                              quadrature: ChainQuadrature | None = None):  # fmt: skip
-    """Stage k's ``eps_g`` and ``d eps_g / d lam_k`` (stages < k fixed; implicit function
-    theorem on stage k's fixed-point map). Returns ``(eps_g, gradient, StageSolution)``."""
+    """Stage k's ``eps_g`` and its gradient with respect to stage k's parameters ``names``
+    (lam, chi, temperature; stages < k fixed; implicit function theorem on stage k's
+    fixed-point map). Returns ``(eps_g, gradient array, StageSolution)``."""
     params = ChainParams(alpha, rho, delta, flip, tuple(stages))
     solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
                           max_iter=5000)  # fmt: skip
     for j in range(k):
         solver.solve_stage(j)
-    return _eps_and_gradient(solver, k)
+    return _eps_and_gradient(solver, k, names)
 
 
-def _eps_and_gradient(solver: _ChainSolver, k: int):
+def _eps_and_gradient(solver: _ChainSolver, k: int, names: Sequence[str] = ("lam",)):
     import copy
 
     stage = solver.params.stages[k]
     pristine = copy.deepcopy(solver)
     sol = solver.solve_stage(k)
     x = sol.state
-    dx = _stage_lam_derivative(pristine, k, stage, x)
-    grad = float(_eps_g_gradient(x, solver.params.rho, solver.params.delta) @ dx)
+    de_dx = _eps_g_gradient(x, solver.params.rho, solver.params.delta)
+    grad = np.empty(len(names))
+    for i, name in enumerate(names):
+        with np.errstate(all="ignore"):
+            grad[i] = float(de_dx @ _stage_param_derivative(pristine, k, stage, x, name))
+        if not math.isfinite(grad[i]):
+            # The map is not finite at x -/+ h (the fixed point sits next to the edge of its
+            # domain, e.g. an almost interpolating stage): central differences of the
+            # re-solved eps_g instead.
+            grad[i] = _solved_difference(pristine, k, stage, name, x)
     return sol.eps_g, grad, sol
 
 
-def optimise_stage_lams(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
-                        stages: Sequence[Stage] = (Stage(),), *,
-                        bounds: tuple[float, float] = (1e-4, 1e2),
-                        quadrature: ChainQuadrature | None = None):  # fmt: skip
-    """The best ``lam_k`` of each stage given the earlier ones (greedy, stage by stage):
-    bounded L-BFGS-B in ``log lam`` with the gradient of :func:`stage_eps_g_and_gradient`.
+def _solved_difference(pristine: _ChainSolver, k: int, stage: Stage, name: str,
+                       x: np.ndarray, rel_step: float = 1e-5) -> float:  # fmt: skip
+    """``d eps_g / d theta`` by central differences of re-solved fixed points (warm-started)."""
+    import copy
 
-    Returns ``(ChainSolution at the optimum, tuple of lam_k, tuple of optimiser results)``.
-    A Bayes-optimal stage 0 has no ridge and is kept.
+    value = getattr(stage, name)
+    h = rel_step * max(abs(value), 1e-8 if name == "lam" else 1.0)
+    hi, lo = value + h, max(value - h, 0.0)
+    if name == "chi":
+        hi = min(hi, 1.0)
+    eps = []
+    for v in (hi, lo):
+        trial = copy.deepcopy(pristine)
+        chain = list(trial.params.stages)
+        chain[k] = dataclasses.replace(stage, **{name: v})
+        trial.params = dataclasses.replace(trial.params, stages=tuple(chain))
+        eps.append(trial.solve_stage(k, x).eps_g)
+    return (eps[0] - eps[1]) / (hi - lo)
+
+
+OPTIMISABLE = ("lam", "chi", "temperature")
+
+
+def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
+                    stages: Sequence[Stage] = (Stage(),), *, over: Sequence[str] = ("lam",),
+                    lam_bounds: tuple[float, float] = (1e-4, 1e2),
+                    temperature_bounds: tuple[float, float] = (0.1, 10.0),
+                    quadrature: ChainQuadrature | None = None):  # fmt: skip
+    """The best parameters ``over`` (lam, chi, temperature) of each stage given the earlier
+    ones (greedy, stage by stage): bounded L-BFGS-B in ``(log lam, chi, log T)`` with the
+    gradient of :func:`stage_eps_g_and_gradient`. Stage 0 optimises its ridge only (it has no
+    upstream); a Bayes-optimal stage 0 is kept.
+
+    Returns ``(ChainSolution at the optimum, tuple of the optimised Stage objects, tuple of
+    optimiser results)``.
     """
     import copy
 
     from scipy.optimize import minimize
 
+    over = tuple(over)
+    for name in over:
+        if name not in OPTIMISABLE:
+            raise ParameterError(f"over must name parameters among {OPTIMISABLE}; got {name!r}")
     stages = list(stages)
-    lo, hi = (math.log(b) for b in bounds)
     params = ChainParams(alpha, rho, delta, flip, tuple(stages))
     solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
                           max_iter=5000)  # fmt: skip
+    log_lam = tuple(math.log(b) for b in lam_bounds)
+    log_t = tuple(math.log(b) for b in temperature_bounds)
+    box = {"lam": log_lam, "chi": (0.0, 1.0), "temperature": log_t}
     results = []
     for k in range(len(stages)):
         if k == 0 and stages[0].teacher == "bayes":
             solver.solve_stage(0)
             results.append(None)
             continue
+        names = ("lam",) if k == 0 else over
+        if not names:
+            solver.solve_stage(k)
+            results.append(None)
+            continue
 
-        def objective(y, k=k):
+        def decode(y, names=names, k=k):
+            values = {}
+            for name, v in zip(names, y, strict=True):
+                values[name] = float(v) if name == "chi" else math.exp(float(v))
+            return dataclasses.replace(stages[k], **values)
+
+        def objective(y, k=k, names=names, decode=decode):
             trial = copy.deepcopy(solver)
             chain = list(stages)
-            chain[k] = dataclasses.replace(chain[k], lam=math.exp(float(y[0])))
+            chain[k] = decode(y)
             trial.params = dataclasses.replace(trial.params, stages=tuple(chain))
-            eps, grad, _ = _eps_and_gradient(trial, k)
-            return eps, np.array([grad * math.exp(float(y[0]))])
+            eps, grad, _ = _eps_and_gradient(trial, k, names)
+            scale = np.array([1.0 if n == "chi" else getattr(chain[k], n) for n in names])
+            return eps, grad * scale
 
-        y0 = min(max(math.log(max(stages[k].lam, bounds[0])), lo), hi)
-        res = minimize(objective, [y0], jac=True, method="L-BFGS-B", bounds=[(lo, hi)],
+        y0 = []
+        for name in names:
+            value = getattr(stages[k], name)
+            y = value if name == "chi" else math.log(max(value, 1e-300))
+            y0.append(min(max(y, box[name][0]), box[name][1]))
+        res = minimize(objective, y0, jac=True, method="L-BFGS-B",
+                       bounds=[box[n] for n in names],
                        options={"ftol": 1e-12, "gtol": 1e-9})  # fmt: skip
-        stages[k] = dataclasses.replace(stages[k], lam=math.exp(float(res.x[0])))
+        stages[k] = decode(res.x)
         solver.params = dataclasses.replace(solver.params, stages=tuple(stages))
         solver.solve_stage(k)
         results.append(res)
     solution = solve_chain(alpha, rho, delta, flip, stages, quadrature=quadrature)
-    return solution, tuple(s.lam for s in stages), tuple(results)
+    return solution, tuple(stages), tuple(results)
+
+
+def optimise_stage_lams(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
+                        stages: Sequence[Stage] = (Stage(),), *,
+                        bounds: tuple[float, float] = (1e-4, 1e2),
+                        quadrature: ChainQuadrature | None = None):  # fmt: skip
+    """:func:`optimise_stages` over ``lam`` only. Returns ``(ChainSolution, tuple of lam_k,
+    tuple of optimiser results)``."""
+    solution, best, results = optimise_stages(alpha, rho, delta, flip, stages, over=("lam",),
+                                              lam_bounds=bounds, quadrature=quadrature)
+    return solution, tuple(s.lam for s in best), results

@@ -20,6 +20,7 @@ from replica.chain import (
     Stage,
     _orthant,
     optimise_stage_lams,
+    optimise_stages,
     solve_chain,
     stage_eps_g_and_gradient,
     training_observables_mc,
@@ -509,3 +510,36 @@ def test_prior_recursion_matches_symbolic_derivation():
         assert abs(m - expected_m[k]) < 1e-12
         np.testing.assert_allclose(Q, expected_Q[k, : k + 1], atol=1e-12)
         np.testing.assert_allclose(delta * Bsum, expected_V[k, : k + 1], atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["chi", "temperature"])
+def test_chi_and_temperature_gradients_match_finite_differences(name):
+    import dataclasses
+
+    stages = [Stage(lam=0.1), Stage(lam=0.2, chi=0.6, temperature=2.0)]
+    _, grad, _ = stage_eps_g_and_gradient(2.0, 0.3, 1.0, 0.2, stages, 1, names=(name,))
+    value = getattr(stages[1], name)
+    h = 1e-4 * value
+
+    def eps(v):
+        chain = list(stages)
+        chain[1] = dataclasses.replace(chain[1], **{name: v})
+        return solve_chain(2.0, 0.3, 1.0, 0.2, chain, tol=1e-13)[1].eps_g
+
+    fd = (eps(value + h) - eps(value - h)) / (2 * h)
+    assert abs(grad[0] - fd) <= 1e-5 * abs(fd)
+
+
+def test_optimise_lam_chi_temperature_is_a_minimum():
+    import dataclasses
+
+    stages = [Stage(lam=0.1), Stage(lam=0.2, chi=0.6, temperature=2.0)]
+    sol, best, results = optimise_stages(2.0, 0.3, 1.0, 0.2, stages,
+                                         over=("lam", "chi", "temperature"))  # fmt: skip
+    assert sol.converged and all(r.success for r in results)
+    opt = best[1]
+    for name, factor in [("lam", 0.95), ("lam", 1.05), ("temperature", 0.95),
+                         ("temperature", 1.05), ("chi", 0.98)]:  # fmt: skip
+        chain = [best[0], dataclasses.replace(opt, **{name: getattr(opt, name) * factor})]
+        assert sol[1].eps_g <= solve_chain(2.0, 0.3, 1.0, 0.2, chain)[1].eps_g + 1e-12
+    assert sol[1].eps_g < sol[0].eps_g  # here an optimised soft stage beats its teacher

@@ -11,7 +11,8 @@ Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``)
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
 the stages of one solve are also the curve over the number of stages. ``chain optimise``: the
-best ``lam`` of each stage given the earlier ones (gradients through the fixed point).
+best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones (gradients
+through the fixed point).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def register(commands, curve, simulate) -> None:
                         "(e.g. stage2.lam); needs --values")
     p.add_argument("--values", default=None, metavar="V1,V2,...",
                    help="the values of --vary (solved in this order, warm-started)")
+    p.add_argument("--over", default="lam", metavar="NAMES",
+                   help="for 'optimise': the stage parameters to optimise, among lam, chi, "
+                        "temperature (comma-separated; default lam)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(p)
     p.set_defaults(handler=run)
@@ -208,22 +212,28 @@ def run_curve(args: argparse.Namespace, stages: list) -> int:
 
 def run_optimise(args: argparse.Namespace, stages: list) -> int:
     """``chain optimise``: the best lam_k of each stage given the earlier ones."""
-    from replica.chain import optimise_stage_lams
+    from replica.chain import OPTIMISABLE, optimise_stages
 
     if args.vary is not None:
         raise CliError("vary: not available with 'optimise'")
-    solution, lams, results = optimise_stage_lams(args.alpha, args.rho, args.delta, args.flip,
-                                                  stages)  # fmt: skip
+    over = tuple(filter(None, (n.strip() for n in args.over.split(","))))
+    for name in over:
+        if name not in OPTIMISABLE:
+            raise CliError(f"over: {name!r} is not one of {', '.join(OPTIMISABLE)}")
+    solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
+                                              stages, over=over)  # fmt: skip
     if args.json:
         data = solution.to_dict()
-        data["optimal_lam"] = list(lams)
+        data["optimal_lam"] = [s.lam for s in best]
+        data["optimal"] = [{n: getattr(s, n) for n in OPTIMISABLE} for s in best]
         data["optimiser_success"] = [None if r is None else bool(r.success) for r in results]
         print_json(data)
     else:
         rows = []
-        for st, lam in zip(solution.stages, lams, strict=True):
-            rows += [(f"stage{st.index}.lam", lam), (f"stage{st.index}.eps_g", st.eps_g)]
-        print(format_table(rows, title="stage-wise optimal ridge"))
+        for st, opt in zip(solution.stages, best, strict=True):
+            rows += [(f"stage{st.index}.{n}", getattr(opt, n)) for n in OPTIMISABLE]
+            rows.append((f"stage{st.index}.eps_g", st.eps_g))
+        print(format_table(rows, title=f"stage-wise optimum over {', '.join(over)}"))
     ok = solution.converged and all(r is None or r.success for r in results)
     return 0 if ok else 1
 
