@@ -40,6 +40,7 @@ from numba import njit
 from replica.channel import (
     student_channel_averages,
     student_channel_marginals,
+    student_kink,
     student_training_observables,
 )
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
@@ -73,7 +74,13 @@ from saddle.fixed_point import (
     solve_fixed_point,
     unresolved_quadrature,
 )
-from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
+from saddle.quadrature import (
+    GaussHermite,
+    gauss_hermite,
+    gauss_legendre,
+    resolved_rule,
+    rule_resolves,
+)
 
 TEACHERS = ("ridge", "bayes")
 DEFAULT_STUDENT_NODES = (64, 24)
@@ -184,14 +191,18 @@ def student_conjugates(esf, ef2, ea, eff, ex, alpha, delta):
 def student_map(
     m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
     teacher_h, teacher_f, teacher_a, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    gx, gw,
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
+
+    The quadrature ``(z1, w1, z2, w2, gx, gw)`` is that of
+    :func:`replica.channel.student_channel_averages`.
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
     esf, ef2, ea, eff, ex, ef = student_channel_averages(
         m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
-        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
     )  # fmt: skip
     mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, ea, eff, ex, alpha, delta)
     m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
@@ -445,18 +456,19 @@ def solve_student(
         report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
         total += extra
     report = dataclasses.replace(report, nit=total)
-    z1, w1, z2, w2 = grid.nodes_weights
+    z1, w1, z2, w2, gx, gw = grid.nodes_weights
     teacher_h, teacher_f, teacher_a = grid.fields
     rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
     esf, ef2, ea, eff, ex, _ = student_channel_averages(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
         teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+        gx, gw,
     )  # fmt: skip
     conj = student_conjugates(esf, ef2, ea, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, teacher_h, teacher_f,
-        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, gx, gw,
     )  # fmt: skip
     if warn and not report.converged:
         warnings.warn(
@@ -483,15 +495,46 @@ def check_nodes(n_nodes) -> tuple[int, int]:
 
 
 class _StudentGrid:
-    """The current quadrature of the student's average: rules in ``z1``, ``z2`` and the
-    teacher's fields at the ``z1`` nodes (mutable: re-adapted at the solution)."""
+    """The current quadrature of the student's average (mutable: re-adapted at the solution).
+
+    Rules in ``z1`` and ``z2``, the teacher's fields at the ``z1`` nodes, and ``split_order``:
+    0 for the ``z2`` rule at every ``z1`` node, else the Gauss-Legendre order of the per-node
+    rules graded towards the kinks of the student's proximal map
+    (:func:`replica.channel.student_z2_rule`).
+    """
 
     def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
         self.rule1, self.rule2, self.fields = rule1, rule2, fields
+        self.split_order = 0
+
+    @property
+    def legendre(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.split_order == 0:
+            return _NO_SPLIT
+        return gauss_legendre(self.split_order)
 
     @property
     def nodes_weights(self) -> tuple:
-        return self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights
+        return (self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights,
+                *self.legendre)  # fmt: skip
+
+
+_NO_SPLIT = (np.zeros(0), np.zeros(0))
+
+
+def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                      rule1: GaussHermite, fields: tuple, rule2: GaussHermite,
+                      legendre: tuple) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(out1, out2)`` of :func:`replica.channel.student_channel_marginals` at ``state``."""
+    m, q, S, V, V_S, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    out1, out2 = np.empty((6, rule1.size)), np.empty((6, rule2.size))
+    student_channel_marginals(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, *fields, p_pos, p_neg,
+        params.chi, params.temperature, params.kd_weight, rule1.nodes, rule1.weights,
+        rule2.nodes, rule2.weights, *legendre, out1, out2,
+    )  # fmt: skip
+    return out1, out2
 
 
 def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
@@ -500,29 +543,24 @@ def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarr
     resolve in that direction at the student's ``state``.
 
     ``probe1(z)`` stacks the teacher's field probes (:func:`replica.teacher.teacher_probe`) and
-    the student's channel integrands averaged over ``z2`` with the current ``z2`` rule;
-    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule
-    (:func:`replica.channel.student_channel_marginals`).
+    the student's channel integrands averaged over ``z2`` with the current ``z2`` rules;
+    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule and the
+    rule ``z`` in ``z2`` (:func:`replica.channel.student_channel_marginals`).
     """
-    m, q, S, V, V_S, b = (float(v) for v in state)
-    p_pos, p_neg = params.targets
     teacher = teacher_probe(tsol.params, tsol.state, params.temperature)
-    args = (m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V)
-    loss = (p_pos, p_neg, params.chi, params.temperature, params.kd_weight)
 
     def probe1(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
-        out1, out2 = np.empty((6, z.size)), np.empty((6, grid.rule2.size))
-        student_channel_marginals(*args, *tsol.node_fields(z), *loss, z, np.zeros(z.size),
-                                  grid.rule2.nodes, grid.rule2.weights, out1, out2)  # fmt: skip
+        rule = GaussHermite(z, np.zeros(z.size))
+        out1 = student_marginals(params, tsol, state, rule, tsol.node_fields(z), grid.rule2,
+                                 grid.legendre)[0]  # fmt: skip
         return np.vstack([teacher(z), out1])
 
     def probe2(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
-        out1, out2 = np.empty((6, grid.rule1.size)), np.empty((6, z.size))
-        student_channel_marginals(*args, *grid.fields, *loss, grid.rule1.nodes,
-                                  grid.rule1.weights, z, np.zeros(z.size), out1, out2)  # fmt: skip
-        return out2
+        rule = GaussHermite(z, np.zeros(z.size))
+        return student_marginals(params, tsol, state, grid.rule1, grid.fields, rule,
+                                 _NO_SPLIT)[1]  # fmt: skip
 
     return probe1, probe2
 
@@ -534,15 +572,12 @@ def _same_rule(a: GaussHermite, b: GaussHermite) -> bool:
 def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
     """A-posteriori quadrature control of the student's fixed point (both directions).
 
-    At the converged state, each direction's rule is checked against the rule with twice the
-    nodes on the functions of :func:`student_probes` and, where they differ by more than
-    ``QUADRATURE_TOL``, replaced by an adaptive composite rule built at that state
-    (:func:`saddle.quadrature.resolved_rule`); the fixed point is then re-solved from the
-    state on the new rules, until the rules adapted at the solution are the rules it was
-    solved on, or the solution moves by less than ``QUADRATURE_STATE_TOL`` (relative).
-    Where the Gauss-Hermite rules resolve the channel nothing changes (bit for bit).
-    Returns the final report, flagged status 4 if the rules could not be made to resolve the
-    channel, and the number of extra map evaluations.
+    At the converged state the rules are checked (:func:`_adapt_student_rules`) and, if one
+    changed, the fixed point is re-solved from the state on the new rules, until the rules
+    adapted at the solution are the rules it was solved on, or the solution moves by less than
+    ``QUADRATURE_STATE_TOL`` (relative). Where the Gauss-Hermite rules resolve the channel
+    nothing changes (bit for bit). Returns the final report, flagged status 4 if the rules
+    could not be made to resolve the channel, and the number of extra map evaluations.
     """
     extra = 0
     for round_ in range(STUDENT_QUADRATURE_ROUNDS + 1):
@@ -561,30 +596,66 @@ def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
             # threshold; the fixed point no longer moves with them.
             break
     worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
-    if worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+    if grid.split_order > SPLIT_ORDERS[-1]:
+        report = unresolved_quadrature(report, "the kinked z2 averages do not converge")
+    elif worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
         reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
         report = unresolved_quadrature(report, reason)
     return report, extra
 
 
 def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
-    """Replace ``grid``'s rules by rules resolving the student's channel at ``state``.
+    """Make ``grid``'s rules resolve the student's channel at ``state``; whether one changed.
 
-    Returns whether a rule changed. The ``z1`` rule is checked on the ``z2``-averages taken
-    with the new ``z2`` rule (an unresolved ``z2`` average is not smooth in ``z1``).
+    1. ``z2``: the Gauss-Hermite rule is kept if it resolves the ``z1``-averaged integrands
+       (:func:`saddle.quadrature.rule_resolves`). If not, and the proximal map has kinks
+       (large ``V``; their place and width are known, :func:`replica.channel.student_kink`),
+       the ``z2`` average at each ``z1`` node switches to a composite rule graded towards
+       that node's two kinks, of the lowest Gauss-Legendre order in ``SPLIT_ORDERS`` that
+       agrees with the next one within ``QUADRATURE_TOL`` on the six averages; without
+       kinks, to an adaptive rule (:func:`saddle.quadrature.resolved_rule`).
+    2. ``z1``: the rule must resolve the teacher's fields and the ``z2``-averages taken with
+       the rules of step 1 (an unresolved ``z2`` average is not smooth in ``z1``).
     """
     changed = False
-    probe2 = student_probes(params, tsol, state, grid)[1]
-    new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
-    if not _same_rule(new2, grid.rule2):
-        grid.rule2 = new2
-        changed = True
+    kinked = student_kink(state[3], params.chi, params.kd_weight, params.temperature)[1] > 0.0
+    if grid.split_order > 0 and not kinked:
+        grid.split_order, changed = 0, True  # the kinks are gone: back to a rule in z2
+    if grid.split_order == 0:
+        probe2 = student_probes(params, tsol, state, grid)[1]
+        if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
+            grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
+        elif not kinked:
+            new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+            if not _same_rule(new2, grid.rule2):
+                grid.rule2, changed = new2, True
+    if grid.split_order > 0:
+        order = _converged_split_order(params, tsol, state, grid)
+        if order != grid.split_order:
+            grid.split_order, changed = order, True
     probe1 = student_probes(params, tsol, state, grid)[0]
     new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
     if not _same_rule(new1, grid.rule1):
         grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
         changed = True
     return changed
+
+
+def _converged_split_order(params, tsol, state, grid) -> int:
+    """The lowest order of ``SPLIT_ORDERS`` whose averages agree with the next one's within
+    ``QUADRATURE_TOL`` (or one past the last if none does)."""
+    totals = []
+    for k, order in enumerate(SPLIT_ORDERS):
+        out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
+                                 gauss_legendre(order))[0]  # fmt: skip
+        totals.append(out1 @ grid.rule1.weights)
+        if k > 0 and np.all(np.abs(totals[k] - totals[k - 1]) <= QUADRATURE_TOL):
+            return SPLIT_ORDERS[k - 1]
+    return SPLIT_ORDERS[-1] + 1
+
+
+# Gauss-Legendre orders tried for the z2 rules split at the kinks (see _adapt_student_rules).
+SPLIT_ORDERS = (8, 12, 16, 24)
 
 
 # Relative change of the state below which a re-solve on re-adapted rules is accepted.
