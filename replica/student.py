@@ -60,6 +60,7 @@ from replica.teacher import (
     LOSSES,
     QUADRATURE_TOL,
     TeacherSolution,
+    homotopy_path,
     limited_bias_step,
     solve_teacher,
     teacher_probe,
@@ -83,6 +84,13 @@ from saddle.quadrature import (
 )
 
 TEACHERS = ("ridge", "bayes")
+# Smallest distillation temperature accepted. In u = h / T the distillation term is the plain
+# cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T the student is an almost
+# unregularised classifier of the teacher's (hard) training labels, which its eta N weights
+# usually separate, so its norm in units of T diverges as T -> 0 (q / T^2 = 52, 5e3, 4e4, 9e4
+# at T = 0.3, 0.1, 1e-2, 1e-4; alpha = 2, defaults) and the iteration needs ever more steps
+# (1e-3: ~400, 10-25 s; 1e-4: no convergence in 15000). eps_g has converged to ~1e-3 by then.
+MIN_TEMPERATURE = 1e-3
 DEFAULT_STUDENT_NODES = (64, 24)
 # The rules in z1 and z2 are re-adapted to the student's fields at its solution and the
 # solution re-solved on them, at most this many times (each a warm start).
@@ -108,7 +116,9 @@ class StudentParams(MixtureParamsMixin):
     chi : float
         Weight of the distillation term, in [0, 1].
     temperature : float
-        Distillation temperature ``T > 0``.
+        Distillation temperature ``T >= MIN_TEMPERATURE = 1e-3`` (below it the problem is
+        numerically that of an unregularised classifier on separable data; see
+        :data:`MIN_TEMPERATURE`).
     t2_scaling : bool
         Multiply the distillation term by ``T^2`` (Hinton); off in the paper.
     smoothing : float
@@ -139,7 +149,7 @@ class StudentParams(MixtureParamsMixin):
             "lam_t": check_nonnegative("lam_t", self.lam_t),
             "lam_s": check_nonnegative("lam_s", self.lam_s),
             "chi": check_unit_interval("chi", self.chi),
-            "temperature": check_positive("temperature", self.temperature),
+            "temperature": check_temperature(self.temperature),
             "smoothing": check_smoothing("smoothing", self.smoothing),
         }
         for name, value in checks.items():
@@ -154,6 +164,18 @@ class StudentParams(MixtureParamsMixin):
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_temperature(value) -> float:
+    """Validate the distillation temperature: finite and ``>= MIN_TEMPERATURE``."""
+    x = check_positive("temperature", value)
+    if x < MIN_TEMPERATURE:
+        raise ParameterError(
+            f"temperature must be >= {MIN_TEMPERATURE:g} (below it the distillation term is a "
+            f"hinge with ridge lam_s T^2 and the fixed point is out of numerical reach); "
+            f"got {value!r}"
+        )
+    return x
 
 
 def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSolution:
@@ -293,6 +315,23 @@ class StudentSolution(ReportedSolution):
         }
 
 
+def student_units(params: StudentParams) -> np.ndarray:
+    """Natural units of ``(m, q, S, V, V_S, b)``: ``(s, s^2, s, s^2, s, s)``, ``s = min(1, T)``
+    when the distillation term sets the scale of the student's preactivations, else 1.
+
+    With ``u = h / T`` the distillation term ``CE(sigma(h~/T), sigma(h/T))`` is the plain
+    cross-entropy ``softplus(u) - t u``; at ``T << 1`` it dominates the label term (weight 1 in
+    ``h``, against ``1 / T``) unless Hinton's ``T^2`` multiplies it (and ``chi < 1``). The
+    student's preactivations are then ``O(T)``: ``q, V = O(T^2)``, ``m, S, b, V_S = O(T)``, and
+    a residual measured in absolute terms below 1 (:func:`saddle.fixed_point.relative_residual`)
+    would stop the iteration at once. The iteration runs on ``x / units`` (exactly ``x`` for
+    ``T >= 1``).
+    """
+    kd_scaled = params.chi > 0.0 and (not params.t2_scaling or params.chi == 1.0)
+    s = min(1.0, params.temperature) if kd_scaled else 1.0
+    return np.array([s, s * s, s, s * s, s, s])
+
+
 def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np.ndarray:
     """A feasible starting point ``(m, q, S, V, V_S, b)`` (``S^2 < q q~``).
 
@@ -369,11 +408,12 @@ def solve_student(
     -----
     Robustness: a start scaled to the teacher (:func:`default_student_start`), a limited bias
     step, and, when the solve from the given start fails, continuation in ``lam_s`` from
-    ``max(1, lam_s)`` downwards.
+    ``max(1, lam_s)`` downwards (for ``lam_s = 0``: to ``1e-10``, then 0).
     """
     params = StudentParams(
         alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
     )
+    n1, n2 = check_nodes(n_nodes)
     if params.teacher == "bayes":
         tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
     elif teacher_solution is not None:
@@ -392,11 +432,16 @@ def solve_student(
         params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
         params.smoothing,
     )  # fmt: skip
-    if not tsol.finite:
+    reported_teacher = tsol
+    if not tsol.finite and params.chi == 0.0 and finite:
+        # At chi = 0 the student does not use its teacher: its fields and loss depend on
+        # (m, q, b) only, whatever the teacher's overlaps. A stand-in teacher carries the
+        # (z1, z2) decomposition; the quantities that refer to the teacher are NaN.
+        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
+    elif not tsol.finite:
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    n1, n2 = check_nodes(n_nodes)
     if adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
         rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
@@ -407,23 +452,29 @@ def solve_student(
     kd_weight = params.kd_weight
     q_t = tsol.q
 
+    unit = student_units(params)
+
     def iterate(lam: float, start: np.ndarray) -> FixedPointResult:
+        """Solve at ridge ``lam`` from ``start``; the iteration runs on ``x / unit``."""
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
             *grid.fields, p_pos, p_neg, params.chi, params.temperature,
             kd_weight, *grid.nodes_weights,
         )  # fmt: skip
 
-        def update(x: np.ndarray) -> np.ndarray:
-            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed))
+        def update(u: np.ndarray) -> np.ndarray:
+            x = u * unit
+            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed)) / unit
 
-        return solve_fixed_point(
-            update, start, damping=damping, tol=tol, max_iter=max_iter,
-            to_internal=to_internal, from_internal=from_internal,
+        report = solve_fixed_point(
+            update, np.asarray(start, float) / unit, damping=damping, tol=tol,
+            max_iter=max_iter, to_internal=to_internal, from_internal=from_internal,
         )  # fmt: skip
+        return dataclasses.replace(report, x=report.x * unit)
 
     def to_internal(x: np.ndarray) -> np.ndarray:
         # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
+        # (In units of ``unit``, in which q~ is unchanged: S^2/q~ scales like q.)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
 
@@ -439,12 +490,8 @@ def solve_student(
         total += report.nit
     if not report.converged:
         # Continuation in lam_s from a strongly regularised student.
-        lams = [max(1.0, params.lam_s)]
-        while lams[-1] > params.lam_s * 10.0:
-            lams.append(lams[-1] / 10.0)
-        lams.append(params.lam_s)
         state = default
-        for lam in lams:
+        for lam in homotopy_path(params.lam_s):
             step = iterate(lam, state)
             total += step.nit
             if not step.converged:
@@ -476,9 +523,13 @@ def solve_student(
             ConvergenceWarning,
             stacklevel=2,
         )
+    conj = [float(c) for c in conj]
+    train = [float(t) for t in train]
+    if reported_teacher is not tsol:  # chi = 0 with a stand-in teacher
+        S = V_S = conj[3] = conj[4] = train[3] = train[4] = math.nan
     return StudentSolution(
-        params, tsol, float(generalisation_error(m, q, b, params.rho, params.delta)),
-        m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
+        params, reported_teacher, float(generalisation_error(m, q, b, params.rho, params.delta)),
+        m, q, S, V, V_S, b, *conj, *train,
         bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
         bayes_optimal_error(params.alpha, params.mixture),
         report, rule1, grid.rule2,
