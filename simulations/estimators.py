@@ -702,6 +702,8 @@ def fit_linear_classifier(
     return fit
 
 
+# Gradient tolerance of the smoothed-hinge fits before the last width.
+INTERMEDIATE_GTOL = 1e-6
 # Widths of the smoothed hinge, walked down with warm starts (module docstring).
 HINGE_WIDTHS = (0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4)
 
@@ -724,10 +726,12 @@ def _fit_hinge_limit(X, terms, lam, n_norm, theta, gtol, max_iter, max_cg, cold_
                 theta, objective.preactivations(theta)
             ):
                 theta = cold
+        # The fits at the larger widths only warm-start the next: a looser tolerance will do.
+        tol = gtol if k == len(widths) - 1 else max(gtol, INTERMEDIATE_GTOL)
         if X.shape[1] <= DENSE_MAX_DIMENSION:
-            fit = _solve_dense(objective, theta, gtol, max_iter)
+            fit = _solve_dense(objective, theta, tol, max_iter)
         else:
-            fit = _solve(objective, theta, gtol, max_iter, max_cg)
+            fit = _solve(objective, theta, tol, max_iter, max_cg)
         n_iter += fit.n_iter
         n_hessp += fit.n_hessp
         previous, theta = theta, np.append(fit.w, fit.b)
