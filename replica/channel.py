@@ -50,16 +50,25 @@ from numba import njit
 
 from replica.losses import (
     LOGISTIC,
+    kd_curvature_free,
     kd_target,
     kd_target_slope,
     label_loss,
+    mixture_curvature_slope,
+    mixture_derivatives,
     mixture_kink_fields,
     mixture_loss,
     mixture_omega_zero,
     mixture_prox,
     prox_pieces,
 )
-from saddle.piecewise import SPLIT_CUTOFF, SPLIT_PANEL, split_gaussian_rule
+from saddle.piecewise import (
+    GRADED_MAX_PANELS,
+    SPLIT_CUTOFF,
+    SPLIT_PANEL,
+    graded_gaussian_rule,
+    split_gaussian_rule,
+)
 from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime
 
 
@@ -71,14 +80,64 @@ def class_sign_weight_target(cls, rho, p_pos, p_neg):
     return -1.0, 1.0 - rho, p_neg
 
 
-@njit(cache=True)
-def own_direction_rule(kind, V, s, p, c, k, T, t, centre, width, scratch):
-    """Whether a stage's own field ``omega = centre + width z`` needs a split rule: ``(n, split)``.
+# Below this value of ``V a(0)`` the proximal map has no sharp bend (it is smooth on the scale
+# of the field): no graded rule.
+KINK_MIN_SATURATION = 4.0
 
-    For a smooth loss ``split`` is False and the caller averages on its own rule. For a loss
-    with a kink it writes into ``scratch = (legendre nodes, legendre weights, breaks, z_out,
-    w_out)`` a composite Gauss-Legendre rule split at the fields mapped onto the kink, whose
-    ``n`` nodes and weights are ``z_out[:n]``, ``w_out[:n]``.
+
+@njit(cache=True)
+def stage_bend(kind, V, c, k, T):
+    """Where a smooth loss's proximal map bends sharply: ``(h_k, width)``, or ``(0, 0)``.
+
+    For the logistic mixture (or pure distillation, ``c = 0``) the loss curvature ``a(h)``
+    does not depend on the targets and is even and decreasing in ``|h|``. Where ``V a >> 1``
+    the proximal point barely moves (``f = (h* - om)/V`` is linear in ``om`` with slope
+    ``-1/V``); where ``V a << 1`` the loss saturates (``f`` is constant). The crossover
+    ``V a(h_k) = 1`` is a near-kink of ``f(om)`` at ``om = +-h_k + V L'(+-h_k)``, of width
+    ``(1 + a V) a / |a'| = 2 a / |a'|`` in ``om`` (the scale of the loss there, ~``min(1, T)``).
+    Found by bisection (``a`` is monotone). Other losses: none (the square's curvature is
+    bounded below; the hinge's kink is split exactly, :func:`own_direction_rule`).
+    """
+    if not (kind == LOGISTIC or c == 0.0):
+        return 0.0, 0.0
+    if V * kd_curvature_free(0.0, c, k, T) <= KINK_MIN_SATURATION:
+        return 0.0, 0.0
+    # sigma'(x) <= exp(-|x|): beyond hi both terms are below 1 / (2 V).
+    hi = 1.0
+    if c > 0.0:
+        hi = max(hi, math.log(2.0 * V * c + 1.0) + 1.0)
+    if k > 0.0:
+        hi = max(hi, T * (math.log(2.0 * V * k / T**2 + 1.0) + 1.0))
+    lo = 0.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if V * kd_curvature_free(mid, c, k, T) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * (1.0 + hi):
+            break
+    h_k = 0.5 * (lo + hi)
+    a = kd_curvature_free(h_k, c, k, T)
+    slope = abs(mixture_curvature_slope(kind, h_k, c, k, T))
+    return h_k, 2.0 * a / max(slope, 1e-300)
+
+
+@njit(cache=True)
+def own_direction_rule(kind, V, s, p, c, k, T, t, centre, width, scratch, gx, gw, h_k,
+                       bend_width):  # fmt: skip
+    """Whether a stage's own field ``omega = centre + width z`` needs its own rule: ``(n, own)``.
+
+    ``own`` is False for a smooth loss without a sharp bend, and the caller averages on its
+    rule. Otherwise a rule is written into ``scratch = (legendre nodes, legendre weights,
+    breaks, z_out, w_out)``, its ``n`` nodes and weights ``z_out[:n]``, ``w_out[:n]``:
+
+    - a loss with a kink: a composite Gauss-Legendre rule split at the fields mapped onto
+      the kink (:func:`replica.losses.mixture_kink_fields`,
+      :func:`saddle.piecewise.split_gaussian_rule`);
+    - with ``gx`` not empty (Gauss-Legendre nodes, weights ``gw`` on ``[-1, 1]``) and a bend
+      ``(h_k, bend_width)`` of :func:`stage_bend`: a rule graded towards the two fields
+      ``+-h_k + V L'(+-h_k)`` of the bend (:func:`saddle.piecewise.graded_gaussian_rule`).
     """
     x_leg, w_leg, breaks, z_out, w_out = scratch
     lo, hi, kinked = mixture_kink_fields(kind, V, s, p, c, k, T, t)
@@ -86,6 +145,12 @@ def own_direction_rule(kind, V, s, p, c, k, T, t, centre, width, scratch):
         breaks[0] = (lo - centre) / width
         breaks[1] = (hi - centre) / width
         n = split_gaussian_rule(breaks, 2, x_leg, w_leg, SPLIT_PANEL, SPLIT_CUTOFF, z_out, w_out)
+        return n, True
+    if gx.size > 0 and bend_width > 0.0 and width > 0.0:
+        om_hi = h_k + V * mixture_derivatives(kind, h_k, s, p, c, k, T, t)[0]
+        om_lo = -h_k + V * mixture_derivatives(kind, -h_k, s, p, c, k, T, t)[0]
+        n = graded_gaussian_rule((om_lo - centre) / width, (om_hi - centre) / width,
+                                 bend_width / width, gx, gw, z_out, w_out)  # fmt: skip
         return n, True
     return 0, False
 
@@ -104,13 +169,16 @@ def rule_node(z, wz, scratch, split, j):
     return z[j], wz[j]
 
 
-def channel_scratch(n_nodes: int = 0):
-    """Work arrays for :func:`own_direction_rule` (a split rule with two breakpoints)."""
+def channel_scratch(graded_order: int = 0):
+    """Work arrays for :func:`own_direction_rule`: a split rule with two breakpoints, or a
+    graded rule of Gauss-Legendre order ``graded_order``."""
     from saddle.piecewise import legendre_rule, split_rule_capacity
 
     x, w = legendre_rule()
-    size = split_rule_capacity(2)
+    size = max(split_rule_capacity(2), GRADED_MAX_PANELS * int(graded_order))
     return (x, w, np.empty(2), np.empty(size), np.empty(size))
+
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,7 +208,7 @@ def teacher_channel_averages(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z,
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
         centre = s * m + b
         n, split = own_direction_rule(loss_kind, V, s, p, 1.0, 0.0, 1.0, 0.0, centre, width,
-                                      scratch)  # fmt: skip
+                                      scratch, z[:0], wz[:0], 0.0, 0.0)  # fmt: skip
         h, d, omega_prev = centre, 1.0, centre
         for j in range(rule_size(z, n, split)):
             zj, wj = rule_node(z, wz, scratch, split, j)
@@ -174,7 +242,7 @@ def teacher_training_observables(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
         centre = s * m + b
         n, split = own_direction_rule(loss_kind, V, s, p, 1.0, 0.0, 1.0, 0.0, centre, width,
-                                      scratch)  # fmt: skip
+                                      scratch, z[:0], wz[:0], 0.0, 0.0)  # fmt: skip
         h = centre
         for j in range(rule_size(z, n, split)):
             zj, wj = rule_node(z, wz, scratch, split, j)
@@ -269,16 +337,17 @@ def teacher_kink_nodes(m: float, q: float, V: float, b: float, rho: float, delta
 
 @njit(cache=True)
 def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V,
-                     V_S, f_t, r_t, g_t, outer, z2, w2, scratch, acc, per_node):  # fmt: skip
+                     V_S, f_t, r_t, g_t, outer, z2, w2, gx, gw, h_k, bend, scratch, acc,
+                     per_node):  # fmt: skip
     """The student's channel integrands along ``z2`` at one ``(class, z1)`` node.
 
     Adds ``outer w_j (s f, f^2, g, f f~, -df/d om~, f)`` to ``acc`` (6 entries) over the nodes
-    ``j`` of the ``z2`` rule (split at the kink of a kinked loss); when ``per_node`` has a
+    ``j`` of the ``z2`` rule (:func:`own_direction_rule`); when ``per_node`` has a
     column per node of ``z2`` it also receives the unweighted integrands. See
     :func:`student_channel_averages` for the notation.
     """
     n, split = own_direction_rule(loss_kind, V, s, p, c, kd_weight, temperature, t, centre,
-                                  sd_2, scratch)  # fmt: skip
+                                  sd_2, scratch, gx, gw, h_k, bend)  # fmt: skip
     keep = per_node.shape[1] == z2.size and not split
     h, d, omega_prev = centre, 1.0, centre
     for j in range(rule_size(z2, n, split)):
@@ -309,7 +378,7 @@ def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, cen
 @njit(cache=True)
 def student_channel_sums(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
+    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
     out1, out2,
 ):  # fmt: skip
     """Channel averages, and optionally their marginals in each direction.
@@ -317,7 +386,8 @@ def student_channel_sums(
     Returns the six averages of :func:`student_channel_averages` (NaN outside the domain).
     If ``out1`` has shape ``(6, len(z1))`` and ``out2`` ``(6, len(z2))`` they receive the
     class-weighted integrands averaged over ``z2`` at each ``z1`` node and over ``z1`` at each
-    ``z2`` node (``out2`` only for a smooth loss); pass ``(6, 0)`` arrays otherwise.
+    ``z2`` node (``out2`` only where the ``z2`` rule is the same at every ``z1`` node); pass
+    ``(6, 0)`` arrays otherwise. ``gx, gw``: see :func:`own_direction_rule`.
     """
     nan = np.nan
     residual_var = q - S * S / q_t
@@ -328,6 +398,7 @@ def student_channel_sums(
     sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
     sd_2 = math.sqrt(delta * residual_var)
     c = 1.0 - chi
+    h_k, bend = stage_bend(loss_kind, V, c, kd_weight, temperature) if gx.size else (0.0, 0.0)
     marginals = out1.shape[1] == z1.size and z1.size > 0
     out1[:, :] = 0.0
     out2[:, :] = 0.0
@@ -344,13 +415,14 @@ def student_channel_sums(
             centre = s * m + b + sd_1 * z1[i] + V_S * f_t
             student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre,
                              sd_2, V, V_S, f_t, teacher_r[cls, i], teacher_g[cls, i],
-                             pc * w1[i], z2, w2, scratch, total, per_node)  # fmt: skip
+                             pc * w1[i], z2, w2, gx, gw, h_k, bend, scratch, total,
+                             per_node)  # fmt: skip
             if marginals:
                 row[:] = 0.0
                 student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope,
                                  centre, sd_2, V, V_S, f_t, teacher_r[cls, i],
-                                 teacher_g[cls, i], pc, z2, w2, scratch, row,
-                                 per_node)  # fmt: skip
+                                 teacher_g[cls, i], pc, z2, w2, gx, gw, h_k, bend, scratch,
+                                 row, per_node)  # fmt: skip
                 out1[:, i] += row
                 if per_node.shape[1] > 0:
                     for j in range(z2.size):
@@ -361,26 +433,28 @@ def student_channel_sums(
 @njit(cache=True)
 def student_channel_averages(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
+    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
 ):  # fmt: skip
     """Gaussian averages of the student channel over the grid ``(z1, z2)``.
 
     The student's loss is the mixture of :mod:`replica.losses` with label term
     ``(1 - chi) l_kind`` and distillation term ``kd_weight CE(sigma(h~*/T), sigma(h/T))``.
     Returns ``(E[s f], E[f^2], E[g], E[f f~], E[-df/d om~], E[f])``, or NaNs if
-    ``q < S^2 / q~`` or ``V <= 0`` (outside the domain).
+    ``q < S^2 / q~`` or ``V <= 0`` (outside the domain). The ``z2`` rule is ``(z2, w2)`` at every
+    ``z1`` node, or a rule of that node's own (:func:`own_direction_rule`: split at a kink,
+    or, if ``gx`` is not empty, graded towards a sharp bend of the proximal map).
     """
     none = np.empty((6, 0))
     return student_channel_sums(
         m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
+        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
         none, none,
     )  # fmt: skip
 
 
 def student_channel_marginals(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, out1, out2,
+    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, out1, out2,
 ) -> None:  # fmt: skip
     """The student's channel integrands averaged over one direction, for quadrature checks.
 
@@ -397,12 +471,14 @@ def student_channel_marginals(
     At small ``lam_s`` the susceptibility ``V`` is large and the student's proximal point is
     nearly piecewise linear in the cavity field, with two kinks of width ~``T``; over a wide
     residual field ``sqrt(delta (q - S^2/q~))`` they are too sharp for a Gauss-Hermite rule.
-    For a kinked loss the ``z2`` averages are split at the kink and ``out2`` is left at 0.
+    Where the ``z2`` rules are the nodes' own (a kinked loss, or graded rules with ``gx`` not
+    empty, see :func:`student_channel_averages`), they differ between ``z1`` nodes and ``out2``
+    is left at zero.
     """
     student_channel_sums(
         m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
-        channel_scratch(), out1, out2,
+        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
+        channel_scratch(gx.size), out1, out2,
     )  # fmt: skip
     scale = (1.0 - chi) + kd_weight / temperature
     units = np.array([scale, scale * scale, 1.0 / V, scale, 1.0 / V, scale])[:, None]
@@ -413,7 +489,7 @@ def student_channel_marginals(
 @njit(cache=True)
 def student_training_observables(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f,
-    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
+    loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
 ):  # fmt: skip
     """Student's training observables at its fixed point.
 
@@ -424,12 +500,14 @@ def student_training_observables(
     Fig. 11).
 
     The training error integrates, for each ``z1``, the Gaussian probability in ``z2`` that the
-    (monotone) proximal point is on the wrong side of zero.
+    (monotone) proximal point is on the wrong side of zero. The ``z2`` rules are those of
+    :func:`student_channel_averages`.
     """
     residual_var = max(q - S * S / q_t, 0.0)
     sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
     sd_2 = math.sqrt(delta * residual_var)
     c = 1.0 - chi
+    h_k, bend = stage_bend(loss_kind, V, c, kd_weight, temperature) if gx.size else (0.0, 0.0)
     loss = ce = error = mse_out = mse_pre = 0.0
     for cls in range(2):
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
@@ -438,7 +516,7 @@ def student_training_observables(
             t = kd_target(h_t, temperature)
             centre = s * m + b + sd_1 * z1[i] + V_S * teacher_f[cls, i]
             n, split = own_direction_rule(loss_kind, V, s, p, c, kd_weight, temperature, t,
-                                          centre, sd_2, scratch)  # fmt: skip
+                                          centre, sd_2, scratch, gx, gw, h_k, bend)  # fmt: skip
             h = centre
             for j in range(rule_size(z2, n, split)):
                 zj, wj = rule_node(z2, w2, scratch, split, j)

@@ -152,6 +152,24 @@ def mixture_derivatives(kind, h, s, p, c, k, T, t):
 
 
 @njit(cache=True)
+def kd_curvature_free(h, c, k, T):
+    """``L''(h) = c sigma'(h) + (k / T^2) sigma'(h / T)`` of the logistic mixture (any targets)."""
+    return mixture_derivatives(LOGISTIC, h, 1.0, 0.0, c, k, T, 0.0)[1]
+
+
+@njit(cache=True)
+def mixture_curvature_slope(kind, h, c, k, T):
+    """``dL''/dh``: the slope of the curvature (label term: logistic only; others have none)."""
+    out = 0.0
+    if c != 0.0 and kind == LOGISTIC:
+        out = c * sigmoid_prime(h) * (1.0 - 2.0 * sigmoid(h))
+    if k != 0.0:
+        x = h / T
+        out += k * sigmoid_prime(x) * (1.0 - 2.0 * sigmoid(x)) / (T * T * T)
+    return out
+
+
+@njit(cache=True)
 def mixture_target_cross(k, T):
     """``d^2 L / (dh dt) = -k / T``: how the distillation target moves the loss slope."""
     return -k / T

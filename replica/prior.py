@@ -18,6 +18,7 @@ write ``Q^x / D~ = Q^x V~ / delta`` so that the Bayes-optimal proxy teacher (``V
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -37,9 +38,13 @@ def sparse_equivalent_problem(alpha, delta, eta, lam=0.0):
 def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
     """Teacher overlaps from its conjugates (paper Eq. 50-52 in our normalisation).
 
-    Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``.
+    Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``, or NaNs
+    when ``D`` is not positive (``lam = 0`` and a channel curvature that underflowed to 0, far
+    from any fixed point): the fixed-point solver rejects such a step.
     """
     D = lam + Vhat
+    if not (D > 0.0 and D * D > 0.0):  # (q divides by D^2, which must not underflow)
+        return np.nan, np.nan, np.nan
     return mhat / D, (mhat * mhat + Qhat) / (D * D), delta / D
 
 
@@ -58,9 +63,13 @@ def ridge_student_prior(
         V_S = -eta V^x V~ / D          (= -eta delta V^x / (D~ D))
 
     with ``D = lam + V^``. ``V_S`` is the student's linear response to the teacher's own fit of
-    a training sample (the ``(dS/dq~) lambda~`` term of paper Eq. 96).
+    a training sample (the ``(dS/dq~) lambda~`` term of paper Eq. 96). NaNs when ``D`` is not
+    positive (see :func:`ridge_teacher_prior`).
     """
     D = lam + Vhat
+    if not (D > 0.0 and D * D > 0.0):  # (q divides by D^2, which must not underflow)
+        nan = np.nan
+        return nan, nan, nan, nan, nan
     cross = mhat * m_t + Qhat_x * V_t / delta  # E[(m^ v + xi) w~]
     m = eta * (mhat - Vhat_x * m_t) / D
     S = eta * (cross - Vhat_x * q_t) / D

@@ -42,6 +42,7 @@ from numba import njit
 
 from replica.channel import (
     channel_scratch,
+    stage_bend,
     student_channel_averages,
     student_channel_marginals,
     student_training_observables,
@@ -53,6 +54,7 @@ from replica.observables import prefixed
 from replica.params import (
     MixtureParamsMixin,
     ParameterError,
+    check_positive,
     check_rule_nodes,
     check_solver_options,
     default,
@@ -65,6 +67,7 @@ from replica.stages import TEACHER_KINDS, NodeFields, teacher_kind
 from replica.teacher import (
     QUADRATURE_TOL,
     TeacherSolution,
+    homotopy_path,
     limited_bias_step,
     teacher_probe,
     teacher_training_observables,
@@ -85,10 +88,23 @@ from saddle.piecewise import (
     split_gaussian_rule,
     split_rule_capacity,
 )
-from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
+from saddle.quadrature import (
+    GaussHermite,
+    gauss_hermite,
+    gauss_legendre,
+    resolved_rule,
+    rule_resolves,
+)
 from saddle.results import ValueEquality
 
 TEACHERS = tuple(TEACHER_KINDS)
+# Smallest distillation temperature accepted. In u = h / T the distillation term is the plain
+# cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T the student is an almost
+# unregularised classifier of the teacher's (hard) training labels, which its eta N weights
+# usually separate, so its norm in units of T diverges as T -> 0 (q / T^2 = 52, 5e3, 4e4, 9e4
+# at T = 0.3, 0.1, 1e-2, 1e-4; alpha = 2, defaults) and the iteration needs ever more steps
+# (1e-3: ~400, 10-25 s; 1e-4: no convergence in 15000). eps_g has converged to ~1e-3 by then.
+MIN_TEMPERATURE = 1e-3
 STUDENT_OBSERVABLES = (
     "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
     "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat", "Qhat_x", "Vhat_x",
@@ -118,7 +134,9 @@ class StudentParams(MixtureParamsMixin):
     chi : float
         Weight of the distillation term, in [0, 1].
     temperature : float
-        Distillation temperature ``T > 0``.
+        Distillation temperature ``T >= MIN_TEMPERATURE = 1e-3`` (below it the problem is
+        numerically that of an unregularised classifier on separable data; see
+        :data:`MIN_TEMPERATURE`).
     t2_scaling : bool
         Multiply the distillation term by ``T^2`` (Hinton); off in the paper.
     smoothing : float
@@ -152,6 +170,7 @@ class StudentParams(MixtureParamsMixin):
 
     def __post_init__(self) -> None:
         validate_fields(self)  # the schema's checks (replica.params.PARAMETERS)
+        check_temperature(self.temperature)  # the theory's own limit (MIN_TEMPERATURE)
         for name in ("loss", "teacher_loss"):
             if getattr(self, name) not in LOSS_KINDS:
                 raise ParameterError(f"{name} must be one of {sorted(LOSS_KINDS)}; "
@@ -167,6 +186,18 @@ class StudentParams(MixtureParamsMixin):
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_temperature(value) -> float:
+    """Validate the distillation temperature: finite and ``>= MIN_TEMPERATURE``."""
+    x = check_positive("temperature", value)
+    if x < MIN_TEMPERATURE:
+        raise ParameterError(
+            f"temperature must be >= {MIN_TEMPERATURE:g} (below it the distillation term is a "
+            f"hinge with ridge lam_s T^2 and the fixed point is out of numerical reach); "
+            f"got {value!r}"
+        )
+    return x
 
 
 def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSolution:
@@ -205,15 +236,18 @@ def student_conjugates(esf, ef2, eg, eff, ex, alpha, delta):
 def student_map(
     m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
     teacher_h, teacher_f, teacher_r, teacher_g, loss_kind, p_pos, p_neg, chi, temperature,
-    kd_weight, z1, w1, z2, w2, scratch,
+    kd_weight, z1, w1, z2, w2, gx, gw, scratch,
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
+
+    The quadrature ``(z1, w1, z2, w2, gx, gw)`` is that of
+    :func:`replica.channel.student_channel_averages`.
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
     esf, ef2, eg, eff, ex, ef = student_channel_averages(
         m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
-        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, scratch,
+        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
     )  # fmt: skip
     mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, eg, eff, ex, alpha, delta)
     m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
@@ -344,6 +378,23 @@ class StudentSolution(ValueEquality, ReportedSolution):
         }
 
 
+def student_units(params: StudentParams) -> np.ndarray:
+    """Natural units of ``(m, q, S, V, V_S, b)``: ``(s, s^2, s, s^2, s, s)``, ``s = min(1, T)``
+    when the distillation term sets the scale of the student's preactivations, else 1.
+
+    With ``u = h / T`` the distillation term ``CE(sigma(h~/T), sigma(h/T))`` is the plain
+    cross-entropy ``softplus(u) - t u``; at ``T << 1`` it dominates the label term (weight 1 in
+    ``h``, against ``1 / T``) unless Hinton's ``T^2`` multiplies it (and ``chi < 1``). The
+    student's preactivations are then ``O(T)``: ``q, V = O(T^2)``, ``m, S, b, V_S = O(T)``, and
+    a residual measured in absolute terms below 1 (:func:`saddle.fixed_point.relative_residual`)
+    would stop the iteration at once. The iteration runs on ``x / units`` (exactly ``x`` for
+    ``T >= 1``).
+    """
+    kd_scaled = params.chi > 0.0 and (not params.t2_scaling or params.chi == 1.0)
+    s = min(1.0, params.temperature) if kd_scaled else 1.0
+    return np.array([s, s * s, s, s * s, s, s])
+
+
 def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np.ndarray:
     """A feasible starting point ``(m, q, S, V, V_S, b)`` (``S^2 < q q~``).
 
@@ -428,13 +479,14 @@ def solve_student(
     -----
     Robustness: a start scaled to the teacher (:func:`default_student_start`), a limited bias
     step, and, when the solve from the given start fails, continuation in ``lam_s`` from
-    ``max(1, lam_s)`` downwards.
+    ``max(1, lam_s)`` downwards (for ``lam_s = 0``: to ``1e-10``, then 0).
     """
     given = dict(rho=rho, delta=delta, eta=eta, lam_t=lam_t, lam_s=lam_s, chi=chi,
                  temperature=temperature, t2_scaling=t2_scaling, smoothing=smoothing,
                  teacher=teacher, loss=loss, teacher_loss=teacher_loss)  # fmt: skip
     params = resolve_params(StudentParams, alpha, given, params)
     check_solver_options(tol=tol, damping=damping, max_iter=max_iter)
+    n1, n2 = check_nodes(n_nodes)
     kind = teacher_kind(params.teacher)
     if kind.fitted and teacher_solution is not None:
         tp = teacher_solution.params
@@ -452,11 +504,16 @@ def solve_student(
             params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
             params.smoothing,
         )  # fmt: skip
-    if not tsol.finite:
+    reported_teacher = tsol
+    if not tsol.finite and params.chi == 0.0 and finite:
+        # At chi = 0 the student does not use its teacher: its fields and loss depend on
+        # (m, q, b) only, whatever the teacher's overlaps. A stand-in teacher carries the
+        # (z1, z2) decomposition; the quantities that refer to the teacher are NaN.
+        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
+    elif not tsol.finite:
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    n1, n2 = check_nodes(n_nodes)
     kinks = teacher_kink_nodes(tsol.m, tsol.q, tsol.V, tsol.b, tsol.params.rho,
                                tsol.params.delta, LOSS_KINDS[tsol.params.loss],
                                *tsol.params.targets)  # fmt: skip
@@ -472,25 +529,31 @@ def solve_student(
     kd_weight = params.kd_weight
     loss_kind = LOSS_KINDS[params.loss]
     q_t = tsol.q
-    scratch = channel_scratch(n2)
+    scratch = channel_scratch(SPLIT_ORDERS[-1] + 1)
+
+    unit = student_units(params)
 
     def iterate(lam: float, start: np.ndarray) -> FixedPointResult:
+        """Solve at ridge ``lam`` from ``start``; the iteration runs on ``x / unit``."""
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
             *grid.fields, loss_kind, p_pos, p_neg, params.chi, params.temperature,
             kd_weight, *grid.nodes_weights, scratch,
         )  # fmt: skip
 
-        def update(x: np.ndarray) -> np.ndarray:
-            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed))
+        def update(u: np.ndarray) -> np.ndarray:
+            x = u * unit
+            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed)) / unit
 
-        return solve_fixed_point(
-            update, start, damping=damping, tol=tol, max_iter=max_iter,
-            to_internal=to_internal, from_internal=from_internal,
+        report = solve_fixed_point(
+            update, np.asarray(start, float) / unit, damping=damping, tol=tol,
+            max_iter=max_iter, to_internal=to_internal, from_internal=from_internal,
         )  # fmt: skip
+        return dataclasses.replace(report, x=report.x * unit)
 
     def to_internal(x: np.ndarray) -> np.ndarray:
         # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
+        # (In units of ``unit``, in which q~ is unchanged: S^2/q~ scales like q.)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
 
@@ -506,12 +569,8 @@ def solve_student(
         total += report.nit
     if not report.converged:
         # Continuation in lam_s from a strongly regularised student.
-        lams = [max(1.0, params.lam_s)]
-        while lams[-1] > params.lam_s * 10.0:
-            lams.append(lams[-1] / 10.0)
-        lams.append(params.lam_s)
         state = default
-        for lam in lams:
+        for lam in homotopy_path(params.lam_s):
             step = iterate(lam, state)
             total += step.nit
             if not step.converged:
@@ -523,19 +582,20 @@ def solve_student(
         report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
         total += extra
     report = dataclasses.replace(report, nit=total)
-    z1, w1, z2, w2 = grid.nodes_weights
+    z1, w1, z2, w2, gx, gw = grid.nodes_weights
     fields = grid.fields
     rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
     esf, ef2, eg, eff, ex, _ = student_channel_averages(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, fields.r,
         fields.g, loss_kind, p_pos, p_neg, params.chi, params.temperature, kd_weight,
-        z1, w1, z2, w2, scratch,
+        z1, w1, z2, w2, gx, gw, scratch,
     )  # fmt: skip
     conj = student_conjugates(esf, ef2, eg, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, loss_kind,
-        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, scratch,
+        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, gx, gw,
+        scratch,
     )  # fmt: skip
     if warn and not report.converged:
         warnings.warn(
@@ -543,9 +603,13 @@ def solve_student(
             ConvergenceWarning,
             stacklevel=2,
         )
+    conj = [float(c) for c in conj]
+    train = [float(t) for t in train]
+    if reported_teacher is not tsol:  # chi = 0 with a stand-in teacher
+        S = V_S = conj[3] = conj[4] = train[3] = train[4] = math.nan
     return StudentSolution(
-        params, tsol, float(generalisation_error(m, q, b, params.rho, params.delta)),
-        m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
+        params, reported_teacher, float(generalisation_error(m, q, b, params.rho, params.delta)),
+        m, q, S, V, V_S, b, *conj, *train,
         bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
         bayes_optimal_error(params.alpha, params.mixture),
         report, rule1, grid.rule2,
@@ -562,15 +626,46 @@ def check_nodes(n_nodes) -> tuple[int, int]:
 
 
 class _StudentGrid:
-    """The current quadrature of the student's average: rules in ``z1``, ``z2`` and the
-    teacher's fields at the ``z1`` nodes (mutable: re-adapted at the solution)."""
+    """The current quadrature of the student's average (mutable: re-adapted at the solution).
+
+    Rules in ``z1`` and ``z2``, the teacher's fields at the ``z1`` nodes, and ``split_order``:
+    0 for the ``z2`` rule at every ``z1`` node, else the Gauss-Legendre order of the per-node
+    rules graded towards the kinks of the student's proximal map
+    (:func:`replica.channel.student_z2_rule`).
+    """
 
     def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
         self.rule1, self.rule2, self.fields = rule1, rule2, fields
+        self.split_order = 0
+
+    @property
+    def legendre(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.split_order == 0:
+            return _NO_SPLIT
+        return gauss_legendre(self.split_order)
 
     @property
     def nodes_weights(self) -> tuple:
-        return self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights
+        return (self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights,
+                *self.legendre)  # fmt: skip
+
+
+_NO_SPLIT = (np.zeros(0), np.zeros(0))
+
+
+def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                      rule1: GaussHermite, fields: NodeFields, rule2: GaussHermite,
+                      legendre: tuple) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(out1, out2)`` of :func:`replica.channel.student_channel_marginals` at ``state``."""
+    m, q, S, V, V_S, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    out1, out2 = np.empty((6, rule1.size)), np.empty((6, rule2.size))
+    student_channel_marginals(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, *fields, LOSS_KINDS[params.loss],
+        p_pos, p_neg, params.chi, params.temperature, params.kd_weight, rule1.nodes,
+        rule1.weights, rule2.nodes, rule2.weights, *legendre, out1, out2,
+    )  # fmt: skip
+    return out1, out2
 
 
 def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
@@ -579,30 +674,24 @@ def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarr
     resolve in that direction at the student's ``state``.
 
     ``probe1(z)`` stacks the teacher's field probes (:func:`replica.teacher.teacher_probe`) and
-    the student's channel integrands averaged over ``z2`` with the current ``z2`` rule;
-    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule
-    (:func:`replica.channel.student_channel_marginals`).
+    the student's channel integrands averaged over ``z2`` with the current ``z2`` rules;
+    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule and the
+    rule ``z`` in ``z2`` (:func:`replica.channel.student_channel_marginals`).
     """
-    m, q, S, V, V_S, b = (float(v) for v in state)
-    p_pos, p_neg = params.targets
     teacher = teacher_probe(tsol.params, tsol.state, params.temperature)
-    args = (m, q, S, V, V_S, b, params.rho, params.delta, tsol.q)
-    loss = (LOSS_KINDS[params.loss], p_pos, p_neg, params.chi, params.temperature,
-            params.kd_weight)  # fmt: skip
 
     def probe1(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
-        out1, out2 = np.empty((6, z.size)), np.empty((6, grid.rule2.size))
-        student_channel_marginals(*args, *tsol.node_fields(z), *loss, z, np.zeros(z.size),
-                                  grid.rule2.nodes, grid.rule2.weights, out1, out2)  # fmt: skip
+        rule = GaussHermite(z, np.zeros(z.size))
+        out1 = student_marginals(params, tsol, state, rule, tsol.node_fields(z), grid.rule2,
+                                 grid.legendre)[0]  # fmt: skip
         return np.vstack([teacher(z), out1])
 
     def probe2(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
-        out1, out2 = np.empty((6, grid.rule1.size)), np.empty((6, z.size))
-        student_channel_marginals(*args, *grid.fields, *loss, grid.rule1.nodes,
-                                  grid.rule1.weights, z, np.zeros(z.size), out1, out2)  # fmt: skip
-        return out2
+        rule = GaussHermite(z, np.zeros(z.size))
+        return student_marginals(params, tsol, state, grid.rule1, grid.fields, rule,
+                                 _NO_SPLIT)[1]  # fmt: skip
 
     return probe1, probe2
 
@@ -614,15 +703,12 @@ def _same_rule(a: GaussHermite, b: GaussHermite) -> bool:
 def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
     """A-posteriori quadrature control of the student's fixed point (both directions).
 
-    At the converged state, each direction's rule is checked against the rule with twice the
-    nodes on the functions of :func:`student_probes` and, where they differ by more than
-    ``QUADRATURE_TOL``, replaced by an adaptive composite rule built at that state
-    (:func:`saddle.quadrature.resolved_rule`); the fixed point is then re-solved from the
-    state on the new rules, until the rules adapted at the solution are the rules it was
-    solved on, or the solution moves by less than ``QUADRATURE_STATE_TOL`` (relative).
-    Where the Gauss-Hermite rules resolve the channel nothing changes (bit for bit).
-    Returns the final report, flagged status 4 if the rules could not be made to resolve the
-    channel, and the number of extra map evaluations.
+    At the converged state the rules are checked (:func:`_adapt_student_rules`) and, if one
+    changed, the fixed point is re-solved from the state on the new rules, until the rules
+    adapted at the solution are the rules it was solved on, or the solution moves by less than
+    ``QUADRATURE_STATE_TOL`` (relative). Where the Gauss-Hermite rules resolve the channel
+    nothing changes (bit for bit). Returns the final report, flagged status 4 if the rules
+    could not be made to resolve the channel, and the number of extra map evaluations.
     """
     extra = 0
     for round_ in range(STUDENT_QUADRATURE_ROUNDS + 1):
@@ -641,35 +727,73 @@ def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
             # threshold; the fixed point no longer moves with them.
             break
     worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
-    if worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+    if grid.split_order > SPLIT_ORDERS[-1]:
+        report = unresolved_quadrature(report, "the kinked z2 averages do not converge")
+    elif worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
         reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
         report = unresolved_quadrature(report, reason)
     return report, extra
 
 
 def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
-    """Replace ``grid``'s rules by rules resolving the student's channel at ``state``.
+    """Make ``grid``'s rules resolve the student's channel at ``state``; whether one changed.
 
-    Returns whether a rule changed. The ``z1`` rule is checked on the ``z2``-averages taken
-    with the new ``z2`` rule (an unresolved ``z2`` average is not smooth in ``z1``).
+    1. ``z2``: the Gauss-Hermite rule is kept if it resolves the ``z1``-averaged integrands
+       (:func:`saddle.quadrature.rule_resolves`). If not, and the proximal map has kinks
+       (large ``V``; their place and width are known, :func:`replica.channel.student_kink`),
+       the ``z2`` average at each ``z1`` node switches to a composite rule graded towards
+       that node's two kinks, of the lowest Gauss-Legendre order in ``SPLIT_ORDERS`` that
+       agrees with the next one within ``QUADRATURE_TOL`` on the six averages; without
+       kinks, to an adaptive rule (:func:`saddle.quadrature.resolved_rule`).
+    2. ``z1``: the rule must resolve the teacher's fields and the ``z2``-averages taken with
+       the rules of step 1 (an unresolved ``z2`` average is not smooth in ``z1``).
     """
     changed = False
-    # A kinked loss needs no adapted rule in its own direction: the channel splits its
-    # averages at the kink (the student's own direction is z2, a teacher's z1).
-    if LOSS_KINDS[params.loss] not in KINKED:
+    # A kinked loss (the hinge) needs no adapted rule in its own direction z2: the channel
+    # splits its averages at the kink.
+    own_kink = LOSS_KINDS[params.loss] in KINKED and params.chi < 1.0
+    c = 1.0 - params.chi
+    kinked = not own_kink and stage_bend(LOSS_KINDS[params.loss], state[3], c, params.kd_weight,
+                                         params.temperature)[1] > 0.0  # fmt: skip
+    if grid.split_order > 0 and not kinked:
+        grid.split_order, changed = 0, True  # the kinks are gone: back to a rule in z2
+    if grid.split_order == 0 and not own_kink:
         probe2 = student_probes(params, tsol, state, grid)[1]
-        new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
-        if not _same_rule(new2, grid.rule2):
-            grid.rule2 = new2
-            changed = True
+        if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
+            grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
+        elif not kinked:
+            new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+            if not _same_rule(new2, grid.rule2):
+                grid.rule2, changed = new2, True
+    if grid.split_order > 0:
+        order = _converged_split_order(params, tsol, state, grid)
+        if order != grid.split_order:
+            grid.split_order, changed = order, True
     if LOSS_KINDS[tsol.params.loss] in KINKED and tsol.V > 0.0:
-        return changed
+        return changed  # the z1 rule is split at the teacher's kinks already
     probe1 = student_probes(params, tsol, state, grid)[0]
     new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
     if not _same_rule(new1, grid.rule1):
         grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
         changed = True
     return changed
+
+
+def _converged_split_order(params, tsol, state, grid) -> int:
+    """The lowest order of ``SPLIT_ORDERS`` whose averages agree with the next one's within
+    ``QUADRATURE_TOL`` (or one past the last if none does)."""
+    totals = []
+    for k, order in enumerate(SPLIT_ORDERS):
+        out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
+                                 gauss_legendre(order))[0]  # fmt: skip
+        totals.append(out1 @ grid.rule1.weights)
+        if k > 0 and np.all(np.abs(totals[k] - totals[k - 1]) <= QUADRATURE_TOL):
+            return SPLIT_ORDERS[k - 1]
+    return SPLIT_ORDERS[-1] + 1
+
+
+# Gauss-Legendre orders tried for the z2 rules split at the kinks (see _adapt_student_rules).
+SPLIT_ORDERS = (8, 12, 16, 24)
 
 
 # Relative change of the state below which a re-solve on re-adapted rules is accepted.

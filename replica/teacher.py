@@ -259,8 +259,10 @@ def teacher_probe(params: TeacherParams, state: np.ndarray, temperature: float =
 QUADRATURE_ROUNDS = 3
 # Absolute accuracy asked of the averages of the teacher's field probes.
 QUADRATURE_TOL = 1e-10
-# Continuation in lam used when a solve from the given start fails.
+# Continuation in lam used when a solve from the given start fails; for lam = 0 it goes down to
+# HOMOTOPY_FLOOR, then to 0.
 HOMOTOPY_FACTOR = 10.0
+HOMOTOPY_FLOOR = 1e-10
 
 
 def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndarray, *,
@@ -285,18 +287,25 @@ def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndar
     )  # fmt: skip
 
 
+def homotopy_path(lam: float, factor: float = HOMOTOPY_FACTOR) -> list[float]:
+    """Ridge strengths from ``max(1, lam)`` down to ``lam`` by ``factor``; for ``lam = 0`` down
+    to ``HOMOTOPY_FLOOR`` and then 0 (the ``lam -> 0+`` solution is the start at 0)."""
+    target = lam if lam > 0.0 else HOMOTOPY_FLOOR
+    lams = [max(1.0, target)]
+    while lams[-1] > target * factor:
+        lams.append(lams[-1] / factor)
+    lams.append(target)
+    if lam <= 0.0:
+        lams.append(0.0)
+    return lams
+
+
 def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, damping: float,
-                      max_iter: int) -> FixedPointResult | None:  # fmt: skip
-    """Continuation from a strongly regularised teacher down to ``params.lam`` (``lam > 0``)."""
-    if params.lam <= 0.0:
-        return None
-    lams = [max(1.0, params.lam)]
-    while lams[-1] > params.lam * HOMOTOPY_FACTOR:
-        lams.append(lams[-1] / HOMOTOPY_FACTOR)
-    lams.append(params.lam)
+                      max_iter: int) -> FixedPointResult:  # fmt: skip
+    """Continuation from a strongly regularised teacher down to ``params.lam``."""
     state = default_teacher_start(params)
     report = None
-    for lam in lams:
+    for lam in homotopy_path(params.lam):
         step = TeacherParams(params.alpha, params.rho, params.delta, lam, params.smoothing,
                              params.loss)  # fmt: skip
         report = _iterate_teacher(step, gauss_hermite(n_nodes), state, tol=tol, damping=damping,
@@ -358,7 +367,10 @@ def solve_teacher(
     Notes
     -----
     Robustness: the bias step is limited (:func:`limited_bias_step`); a solve that fails from
-    the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards.
+    the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards (for
+    ``lam = 0``: to ``1e-10``, then 0). Far from the fixed point at ``lam = 0`` the loss
+    curvature can underflow (``V^ = 0``); the prior then returns NaN, which the solver rejects
+    as a step outside the domain.
     """
     params = resolve_params(TeacherParams, alpha, dict(rho=rho, delta=delta, lam=lam,
                                                        smoothing=smoothing, loss=loss), params)
@@ -388,10 +400,9 @@ def solve_teacher(
     total = report.nit
     if not report.converged:
         retry = _teacher_homotopy(params, n_nodes, **options)
-        if retry is not None:
-            total += retry.nit
-            if retry.converged:
-                report, rule = retry, gauss_hermite(n_nodes)
+        total += retry.nit
+        if retry.converged:
+            report, rule = retry, gauss_hermite(n_nodes)
     if adapt_quadrature and report.converged:
         for _ in range(QUADRATURE_ROUNDS):
             new_rule = resolved_rule(teacher_probe(params, report.x), n_nodes, tol=QUADRATURE_TOL)

@@ -20,6 +20,9 @@ from numba import njit
 SPLIT_ORDER = 10  # Gauss-Legendre points per panel
 SPLIT_PANEL = 2.0  # longest panel, in units of the standard deviation
 SPLIT_CUTOFF = 8.5
+# Rules graded towards near-kinks (:func:`graded_gaussian_rule`): largest panel, most panels.
+GRADED_MAX_PANEL = 1.0
+GRADED_MAX_PANELS = 480
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
@@ -73,4 +76,50 @@ def split_gaussian_rule(breaks, n_breaks, x, w, panel, cutoff, z_out, w_out):
                     w_out[n] = half * w[i] * math.exp(-0.5 * z * z) * _INV_SQRT_2PI
                     n += 1
             a = b
+    return n
+
+
+@njit(cache=True)
+def graded_gaussian_rule(kink_lo, kink_hi, width, gx, gw, z_out, w_out):
+    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards two near-kinks of ``g``.
+
+    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo <= kink_hi``
+    (in units of ``Z``), down to ``width`` (the kinks' own width): a panel ahead of a kink at
+    distance ``d`` has length ``d / 2``, one behind it length ``d``, so that the nearest
+    singularity of ``g`` is at least three half-lengths from each panel's centre and
+    ``len(gx)`` Gauss-Legendre points per panel converge like ``(3 + sqrt 8)^(-2 len(gx))``.
+    Panels are at most ``GRADED_MAX_PANEL`` long. Fills ``z_out``, ``w_out`` (weights times
+    the Gaussian density, normalised) and returns the number of nodes.
+    """
+    order = gx.size
+    x = -SPLIT_CUTOFF
+    n = 0
+    total = 0.0
+    for _ in range(GRADED_MAX_PANELS):
+        if x >= SPLIT_CUTOFF:
+            break
+        # Distance to the next kink ahead and to the last kink behind.
+        ahead = np.inf
+        behind = np.inf
+        for k in (kink_lo, kink_hi):
+            if k > x:
+                ahead = min(ahead, k - x)
+            else:
+                behind = min(behind, x - k)
+        size = min(GRADED_MAX_PANEL, max(width, 0.5 * ahead), max(width, behind))
+        if ahead > width and size > ahead:
+            size = ahead
+        size = min(size, SPLIT_CUTOFF - x)
+        half = 0.5 * size
+        mid = x + half
+        for i in range(order):
+            z = mid + half * gx[i]
+            w = half * gw[i] * math.exp(-0.5 * z * z)
+            z_out[n] = z
+            w_out[n] = w
+            total += w
+            n += 1
+        x += size
+    for i in range(n):
+        w_out[i] /= total
     return n

@@ -92,7 +92,8 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 
 
-FLAGS = ("converged", "teacher_converged")  # per-seed booleans: all seeds, not a mean
+# Per-seed booleans: summarised as "every seed", not averaged
+FLAGS = ("converged", "finite", "teacher_converged", "teacher_finite")
 
 
 def _aggregate(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
@@ -114,9 +115,9 @@ def _aggregate(per_seed: list[dict[str, float]]) -> tuple[dict[str, float], dict
 class ObservableMap(Mapping):
     """A read-only ``{observable: value}`` mapping that also answers to former names.
 
-    ``n_iter`` (and ``teacher_n_iter``) are the former names of ``nit``; ``converged`` (and
-    ``teacher_converged``), formerly the fraction of converged seeds, answer the boolean
-    "every seed converged". Neither is listed among the keys.
+    ``n_iter`` (and ``teacher_n_iter``) are the former names of ``nit``; the per-seed flags
+    :data:`FLAGS` (``converged``, ``finite`` and the teacher's), formerly averaged into
+    fractions, answer the boolean "every seed". Neither is listed among the keys.
     """
 
     def __init__(self, values: Mapping[str, float], flags: Mapping[str, bool] | None = None):
@@ -205,8 +206,8 @@ class SimulationResult(ValueEquality):
 
     @property
     def converged(self) -> bool:
-        """Whether every seed's solver converged (the teacher's too, for a student)."""
-        return all(self.mean[f] for f in FLAGS if f in self.per_seed[0])
+        """Whether every seed's fit converged to a finite solution (:attr:`status` 0)."""
+        return self.status == 0
 
     @property
     def success(self) -> bool:
@@ -215,15 +216,28 @@ class SimulationResult(ValueEquality):
 
     @property
     def status(self) -> int:
-        """0 if every fit converged, 1 otherwise (as a fixed point's ``status``)."""
-        return 0 if self.converged else 1
+        """As the theory's: 0 every seed converged, 1 some did not, 3 some seeds have no finite
+        unique minimiser (``finite`` False: unregularised on separable data, or fewer samples
+        than weights), and their observables are NaN. (A student's teacher: ``.teacher``.)"""
+        if not all(row.get("finite", True) for row in self.per_seed):
+            return 3
+        if not all(row.get("converged", True) for row in self.per_seed):
+            return 1
+        return 0
 
     @property
     def message(self) -> str:
-        failed = sum(not row["converged"] for row in self.per_seed)
-        if failed:
-            return f"not converged: {failed} of {self.seeds} seeds' fits did not converge"
-        return f"converged: all {self.seeds} seeds' fits"
+        """One line describing :attr:`status`."""
+        k = self.seeds
+        if self.status == 3:
+            bad = sum(not row.get("finite", True) for row in self.per_seed)
+            return (f"no finite solution at {bad} of {k} seeds: the norm grows without "
+                    "bound (unregularised on a separable sample) or the minimiser is not "
+                    "unique")  # fmt: skip
+        if self.status == 1:
+            bad = sum(not row.get("converged", True) for row in self.per_seed)
+            return f"not converged at {bad} of {k} seeds"
+        return f"converged at all {k} seeds"
 
     @property
     def nit(self) -> int:
@@ -270,6 +284,8 @@ class SimulationResult(ValueEquality):
     def to_dict(self) -> dict[str, Any]:
         """A plain (JSON-serialisable) dictionary of the result."""
         return {
+            "status": self.status,
+            "message": self.message,
             "model": self.model,
             "params": dict(self.params),
             "n": self.n,
@@ -488,7 +504,8 @@ def _mean_stage_loss(loss: str, h: np.ndarray, y: np.ndarray, p: np.ndarray, c: 
 
 def _fit_teacher(sample: MixtureSample, loss: str, p: np.ndarray, lam: float, warm_kw: dict):
     """The ridge teacher of loss ``loss`` (:func:`simulations.estimators.label_terms`)."""
-    return fit_linear_classifier(sample.X, label_terms(loss, sample.y, p), lam, **warm_kw)
+    return fit_linear_classifier(sample.X, label_terms(loss, sample.y, p), lam, warn=False,
+                                 **warm_kw)  # fmt: skip
 
 
 def _preactivations(X: np.ndarray, w: np.ndarray, b: float, n: int) -> np.ndarray:
@@ -527,14 +544,25 @@ def _linear_observables(
     }
 
 
+DIAGNOSTICS = ("grad_norm", "nit", "converged", "finite")
+
+
 def _fit_diagnostics(fit: LinearFit | None) -> dict[str, Any]:
     if fit is None:  # a teacher that was not trained (Bayes-optimal proxy)
-        return {"grad_norm": math.nan, "nit": 0, "converged": True}
-    return {"grad_norm": fit.grad_norm, "nit": int(fit.nit), "converged": bool(fit.converged)}
+        return {"grad_norm": math.nan, "nit": 0, "converged": True, "finite": True}
+    return {"grad_norm": fit.grad_norm, "nit": int(fit.nit), "converged": bool(fit.converged),
+            "finite": bool(fit.finite)}  # fmt: skip
+
+
+def _without_solution(obs: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """``obs`` with every observable but the solver diagnostics set to NaN (no finite unique
+    minimiser: the weights are not a solution, as the theory's status 3 has NaN overlaps)."""
+    keep = {prefix + name for name in DIAGNOSTICS}
+    return {k: (v if k in keep or not k.startswith(prefix) else math.nan) for k, v in obs.items()}
 
 
 def _warn_unconverged(fit: LinearFit, what: str, params: dict[str, Any]) -> None:
-    if not fit.converged:
+    if not fit.converged and fit.finite:  # no finite solution: summarised once per run
         warnings.warn(
             f"{what} fit did not converge (grad_norm={fit.grad_norm:.3g} after {fit.n_iter} "
             f"Newton iterations) at {params}",
@@ -579,8 +607,9 @@ def _teacher_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     _warn_unconverged(fit, "teacher", prm)
     warm["teacher"] = fit
     teacher = _Teacher(fit.w, fit.b, fit.preactivations, fit)
-    return _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"],
-                                prm["loss"])  # fmt: skip
+    obs = _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"],
+                               prm["loss"])  # fmt: skip
+    return obs if fit.finite else _without_solution(obs)
 
 
 def _teacher_observables(
@@ -638,7 +667,7 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     kd = (prm["chi"], prm["temperature"], prm["t2_scaling"])
     fit = fit_kd_student(
         sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, loss=prm["loss"],
-        labels=sample.y, **_warm(warm.get("student"), k),
+        labels=sample.y, warn=False, **_warm(warm.get("student"), k),
     )  # fmt: skip
     _warn_unconverged(fit, "student", prm)
     warm["student"] = fit
@@ -659,6 +688,15 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     teacher_loss = prm["teacher_loss"] if teacher.fit is not None else "logistic"
     teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta, teacher_loss)
     obs.update({f"teacher_{name}": value for name, value in teacher_obs.items()})
+    teacher_finite = teacher.fit is None or teacher.fit.finite
+    if not teacher_finite:
+        obs = _without_solution(obs, "teacher_")
+        if prm["chi"] > 0.0:  # it distils the outputs of a teacher that is not a solution
+            obs["finite"] = obs["converged"] = False
+    if not obs["finite"]:
+        obs = {k: (v if k.startswith("teacher_") else math.nan) for k, v in obs.items()} | {
+            name: obs[name] for name in DIAGNOSTICS
+        }
     return obs
 
 
@@ -703,6 +741,8 @@ def _simulate(
         point_params = {**params, **({} if vary == "n" else {vary: value})}
         points.append((point_options, _validate_point(model, point_params, point_options.n)))
 
+    for opts, prm in points:
+        check_memory(model, prm, opts)
     first = points[0][0]
     per_value: list[list[dict[str, float]]] = [[] for _ in values]
     point_function = _POINT_FUNCTIONS[model]
@@ -724,7 +764,49 @@ def _simulate(
                 model, prm, opts.n, opts.seeds, opts.seed, opts.n_test, mean, sem, rows
             )
         )
+    diverged = [r for r in results if r.status == 3]
+    if diverged:
+        warnings.warn(f"{model} simulation: {diverged[0].message}"
+                      + (f" (and at {len(diverged) - 1} more points)" if len(diverged) > 1 else ""),
+                      NoFiniteSolutionWarning, stacklevel=3)  # fmt: skip
     return SimulationCurve(model, vary, [_plain(v) for v in values], results)
+
+
+class NoFiniteSolutionWarning(RuntimeWarning):
+    """Emitted once per simulation when some seeds have no finite unique minimiser."""
+
+
+# Largest memory a simulation point may need (data of one seed plus the solver's copies);
+# override with the environment variable KD_REPLICA_MAX_MEMORY_GIB.
+MAX_MEMORY_GIB = 4.0
+# Peak memory of a point over the size of its inputs (training and test X), measured with
+# tracemalloc: 1.62 for teacher and student (N = 400, M = 8000, n_test = 2000).
+_MEMORY_FACTOR = 1.7
+
+
+def memory_needed(model: str, prm: dict[str, Any], opts: _RunOptions) -> float:
+    """Bytes of the inputs of one seed (training ``M x N`` and test ``n_test x N``) times the
+    measured peak factor."""
+    m = round(prm["alpha"] * opts.n)
+    return 8.0 * opts.n * (m + opts.n_test) * _MEMORY_FACTOR
+
+
+def check_memory(model: str, prm: dict[str, Any], opts: _RunOptions) -> None:
+    """ParameterError naming ``alpha`` (many samples) or ``n`` if a point needs more memory than
+    ``MAX_MEMORY_GIB``."""
+    import os
+
+    limit = float(os.environ.get("KD_REPLICA_MAX_MEMORY_GIB", MAX_MEMORY_GIB))
+    need = memory_needed(model, prm, opts) / 2**30
+    if need <= limit:
+        return
+    m = round(prm["alpha"] * opts.n)
+    name, value = ("alpha", prm["alpha"]) if m > max(opts.n, opts.n_test) else ("n", opts.n)
+    raise ParameterError(
+        f"{name} = {value:g} is too large: N = {opts.n} with M = {m} training and {opts.n_test} "
+        f"test samples needs ~{need:.1f} GiB, above the limit of {limit:g} GiB "
+        f"(KD_REPLICA_MAX_MEMORY_GIB)"
+    )
 
 
 def _plain(value):
