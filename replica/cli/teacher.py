@@ -159,6 +159,8 @@ def print_simulation(result, as_json: bool, title: str) -> None:
         print_json(data)
         return
     rows = [(k, f"{result.mean[k]:.6g} +- {result.sem[k]:.2g}") for k in result.mean]
-    rows += [(k, v) for k, v in result.to_row().items() if k in ("converged", "teacher_converged")]
+    from simulations.monte_carlo import FLAGS
+
+    rows += [(k, v) for k, v in result.to_row().items() if k in FLAGS]  # "every seed" booleans
     print(format_table(rows, title=f"{title}: N = {result.n}, {result.seeds} seeds "
                                    "(mean +- standard error)"))  # fmt: skip
