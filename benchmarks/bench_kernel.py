@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from replica.kernel import kernel_regime, normalise_rows, ntk_gram
+from replica.kernel_regime import kernel_regime, normalise_rows, ntk_gram
 from simulations.data import sample_mixture
 from simulations.wide_network import TwoLayerReLU, record_schedule, train_distillation
 

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from replica.kernel import (
+from replica.kernel_regime import (
     kernel_regime,
     linearised_ntk_gram,
     mean_offdiagonal_square,
@@ -20,16 +20,11 @@ from replica.kernel import (
     ntk_gram,
     spectral_teacher,
 )
+from replica.kernel_regime.experiments import KernelSetup
+from replica.kernel_regime.trajectory import run_trajectory
 from replica.params import ParameterError
 from simulations.data import sample_mixture
-from simulations.wide_network import (
-    KernelExperimentConfig,
-    TwoLayerReLU,
-    noisy_label_teacher,
-    record_schedule,
-    run_kernel_experiment,
-    train_distillation,
-)
+from simulations.wide_network import TwoLayerReLU, record_schedule, train_distillation
 
 
 def small_problem(n=40, d=10, n_test=100, seed=7):
@@ -89,7 +84,8 @@ SEEDS = 10
 def width_scan():
     """Max-over-training deviations network vs theory, per seed and width (random init)."""
     X, Z, s, rng = small_problem()
-    t = noisy_label_teacher(s, rng, flip=0.2).train_outputs
+    t = s.copy()
+    t[rng.choice(s.size, size=round(0.2 * s.size), replace=False)] *= -1.0  # 20% flipped
     lam, steps = 1.0, 150
     H, K = ntk_gram(X), ntk_gram(X, Z)
     lr = 1.0 / ((1 + lam) * np.linalg.eigvalsh(H)[-1])
@@ -98,7 +94,8 @@ def width_scan():
     final = np.zeros((SEEDS, WIDTHS.size))
     for i in range(SEEDS):
         for j, w in enumerate(WIDTHS):
-            net = TwoLayerReLU.initialise(int(w), X.shape[1], np.random.default_rng([i, int(w)]))
+            net = TwoLayerReLU.initialise(int(w), X.shape[1], np.random.default_rng([i, int(w)]),
+                                          init="random")
             th = kernel_regime(H, s, t, lam, lr, net.outputs(X))
             f0 = net.outputs(Z)
             tr = train_distillation(net, X, s, t, lam, lr, steps, record=rec, X_test=Z)
@@ -143,7 +140,7 @@ def test_network_converges_to_u_star_exactly():
     H = ntk_gram(X)
     lam = 2.0
     lr = 1.0 / ((1 + lam) * np.linalg.eigvalsh(H)[-1])
-    net = TwoLayerReLU.initialise(1024, X.shape[1], rng)
+    net = TwoLayerReLU.initialise(1024, X.shape[1], rng, init="random")
     th = kernel_regime(H, s, t, lam, lr, net.outputs(X))
     steps = 2000
     tr = train_distillation(net, X, s, t, lam, lr, steps, record=[0, steps])
@@ -186,19 +183,19 @@ def test_aligned_teacher_cuts_iterations_as_predicted():
         assert hits["aligned4"][side] < hits["misaligned4"][side]
 
 
-# ------------------------------------------------------------------------- experiments / teachers
-@pytest.mark.parametrize("teacher", ["wide", "noisy", "ridge"])
-def test_experiment_with_each_teacher(teacher):
-    cfg = KernelExperimentConfig(n=60, d=20, width=2048, lam=1.0, teacher=teacher, steps=300,
-                                 n_test=1000, seed=1, teacher_width=4096, record_points=40)
-    exp = run_kernel_experiment(cfg)
-    tr = exp.trajectories()
-    summary = exp.summary()
+# ------------------------------------------------------------------------- single-run view
+@pytest.mark.parametrize("teacher", ["privileged", "wide", "noisy", "ridge"])
+def test_trajectory_with_each_teacher(teacher):
+    setup = KernelSetup(n=60, d=20, width=2048, teacher=teacher, steps=300, n_test=1000,
+                        n_privileged=300, teacher_width=4096, seed=1)
+    res = run_trajectory(setup, 1.0, record_points=40)
+    tr = res.trajectories()
+    summary = res.summary()
     assert summary["theory_final_fixed_point_rms"] < 1e-3
     assert summary["network_final_fixed_point_rms"] < summary["max_deviation_rms"]
     # the test errors can differ only on test points whose sign the output deviation can flip:
     # allow the fraction of points with |f_theory| below 3 rms deviations, per step
-    f_th, f_net = exp.theory_test_outputs, exp.network.test_outputs
+    f_th, f_net = res.theory_test_outputs, res.network.test_outputs
     margin = 3 * rms(f_net - f_th)[:, None]
     flippable = np.mean(np.abs(f_th) < margin, axis=1)
     assert np.all(np.abs(tr["network_test_error"] - tr["theory_test_error"]) <= flippable)
@@ -214,36 +211,51 @@ def test_linearised_curve_tracks_the_network():
     Allowed gap per step = 3 binomial SE of the test set + the measured network-vs-kernel gap
     + the measured exact-vs-linearised kernel gap on the same test points.
     """
-    cfg = KernelExperimentConfig(n=200, d=100, width=2048, lam=1.0, teacher="noisy", flip=0.2,
-                                 steps=200, n_test=4000, init="symmetric", record_points=30)
-    exp = run_kernel_experiment(cfg)
-    tr = exp.trajectories()
-    rng = np.random.default_rng(cfg.seed)
-    train = sample_mixture(cfg.d, cfg.n, cfg.rho, cfg.delta, rng)
-    test = sample_mixture(cfg.d, cfg.n_test, cfg.rho, cfg.delta, rng, v=train.v)
-    X, Z = normalise_rows(train.X), normalise_rows(test.X)
+    setup = KernelSetup(n=200, d=100, width=2048, teacher="noisy", flip=0.2, steps=200,
+                        n_test=4000)
+    res = run_trajectory(setup, 1.0, record_points=30)
+    tr = res.trajectories()
+    data = res.replicate.data
+    X, Z = data.X, data.X_test
     Hl = linearised_ntk_gram(X)
-    th_lin = kernel_regime(Hl, exp.theory.y, exp.theory.t, cfg.lam, exp.lr, require_stable=False)
+    th_lin = kernel_regime(Hl, res.theory.y, res.theory.t, 1.0, res.lr, require_stable=False)
     K_lin = linearised_ntk_gram(X, Z, tau2=mean_offdiagonal_square(X))
-    f_lin = th_lin.test_outputs(K_lin, None, exp.steps)
-    err_lin_mc = np.mean((f_lin > 0) != (test.y == 1)[None, :], axis=1)
+    f_lin = th_lin.test_outputs(K_lin, None, res.steps)
+    err_lin_mc = np.mean((f_lin > 0) != (data.test_labels == 1)[None, :], axis=1)
     curve = tr["linearised_test_error"]
-    se = np.sqrt(curve * (1 - curve) / cfg.n_test)
+    se = np.sqrt(curve * (1 - curve) / setup.n_test)
     allowed = (3 * se + np.abs(tr["network_test_error"] - tr["theory_test_error"])
                + np.abs(tr["theory_test_error"] - err_lin_mc))
     assert np.all(np.abs(tr["network_test_error"] - curve) <= allowed)
 
 
-def test_record_schedule_and_config_validation():
+def test_exact_crossing_is_read_from_every_step():
+    """The network's hitting time is the first step below tolerance, not a recorded step."""
+    X, _, s, rng = small_problem()
+    H = ntk_gram(X)
+    lr = 1.0 / np.linalg.eigvalsh(H)[-1]
+    net = TwoLayerReLU.initialise(2048, X.shape[1], rng)
+    steps = 400
+    tr = train_distillation(net, X, s, s, 0.0, lr, steps, record=[0, 50, steps])
+    # brute force: rerun recording every step
+    net2 = TwoLayerReLU(net.W0, net.a)
+    full = train_distillation(net2, X, s, s, 0.0, lr, steps, record=np.arange(steps + 1))
+    e = rms(full.train_outputs - s)
+    assert np.allclose(tr.fixed_point_rms, e, rtol=1e-10, atol=1e-14)
+    for tol in [0.3, 0.05, 0.01]:
+        k = tr.iterations_to_reach(tol)
+        assert e[k] <= tol < e[k - 1]
+    assert tr.iterations_to_reach(1e-300) == math.inf
+
+
+def test_record_schedule_and_validation():
     rec = record_schedule(1000, 50)
     assert rec[0] == 0 and rec[-1] == 1000 and np.all(np.diff(rec) > 0)
     assert np.array_equal(record_schedule(10, 50), np.arange(11))
     with pytest.raises(ParameterError, match="teacher"):
-        KernelExperimentConfig(teacher="oracle")
+        KernelSetup(teacher="oracle")
     with pytest.raises(ParameterError, match="width"):
-        KernelExperimentConfig(width=5, init="symmetric")
-    with pytest.raises(ParameterError, match="lam"):
-        KernelExperimentConfig(lam=-1)
+        KernelSetup(width=5)
     with pytest.raises(ParameterError, match="lr"):
-        run_kernel_experiment(KernelExperimentConfig(n=20, d=5, width=64, lr=100.0, steps=2,
-                                                     teacher="noisy", n_test=10))
+        run_trajectory(KernelSetup(n=20, d=5, width=64, lr=100.0, steps=2, teacher="noisy",
+                                   n_test=10), 1.0)
