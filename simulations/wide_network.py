@@ -186,6 +186,7 @@ def train_distillation(
     record: Sequence[int] | None = None,
     X_test: np.ndarray | None = None,
     callback: Callable[[int], None] | None = None,
+    test_record: Sequence[int] | None = None,
 ) -> NetworkTrajectory:
     """Full-batch GD on ``1/2 |u - y|^2 + lambda/2 |u - t|^2`` (trains ``net.W`` in place).
 
@@ -206,6 +207,10 @@ def train_distillation(
         Steps at which to record (default :func:`record_schedule`).
     X_test : ndarray, optional
         Test inputs whose outputs are recorded too.
+    test_record : sequence of int, optional
+        Recorded steps at which the test outputs are computed (default: every recorded step;
+        rows of the other recorded steps are NaN).  Test outputs cost ``n_test / n`` times a
+        training step.
     callback : callable, optional
         Called with the step index after each update (progress bars).
     """
@@ -232,8 +237,9 @@ def train_distillation(
     out_test = None
     if X_test is not None:
         X_test = np.ascontiguousarray(X_test, dtype=float)
-        out_test = np.empty((rec.size, X_test.shape[0]))
+        out_test = np.full((rec.size, X_test.shape[0]), np.nan)
         Z_test = np.empty((X_test.shape[0], m))
+        want_test = np.isin(rec, rec if test_record is None else np.asarray(test_record))
     out_dist = np.empty(rec.size)
     fp_rms = np.empty(steps + 1)
     u_star = (y + lam * t) / (1.0 + lam)
@@ -251,7 +257,7 @@ def train_distillation(
         if r_idx < rec.size and rec[r_idx] == k:
             out_u[r_idx] = u
             out_dist[r_idx] = np.linalg.norm(W - net.W0)
-            if out_test is not None:
+            if out_test is not None and want_test[r_idx]:
                 np.matmul(X_test, W.T, out=Z_test)
                 np.maximum(Z_test, 0.0, out=Z_test)
                 np.matmul(Z_test, a_scaled, out=out_test[r_idx])

@@ -27,6 +27,16 @@ from simulations.data import sample_mixture
 from simulations.wide_network import TwoLayerReLU, record_schedule, train_distillation
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """Train networks with one BLAS thread: on a shared 2-core machine two threads per process
+    fight over the cores (measured 5x slower under load)."""
+    from replica.kernel_regime.experiments import _single_blas_thread
+
+    with _single_blas_thread():
+        yield
+
+
 def small_problem(n=40, d=10, n_test=100, seed=7):
     rng = np.random.default_rng(seed)
     train = sample_mixture(d, n, 0.2, 1.0, rng)
@@ -259,3 +269,83 @@ def test_record_schedule_and_validation():
     with pytest.raises(ParameterError, match="lr"):
         run_trajectory(KernelSetup(n=20, d=5, width=64, lr=100.0, steps=2, teacher="noisy",
                                    n_test=10), 1.0)
+
+
+# ------------------------------------------------------------------------- experiments (slow)
+def _run_both(rep, spec, setup):
+    """Network trained with every step recorded, and the theory at the same steps."""
+    from replica.kernel_regime.dynamics import kernel_regime_from_eigh
+
+    data, t = rep.data, rep.teacher.train_outputs
+    lr = spec.step(rep.mu_max)
+    th = kernel_regime_from_eigh(rep.eigenvalues, rep.eigenvectors, data.signs, t, spec.lam,
+                                 lr, rep.u0)
+    rec = np.arange(setup.steps + 1)
+    net = TwoLayerReLU(rep.W0, rep.a)
+    tr = train_distillation(net, data.X, data.signs, t, spec.lam, lr, setup.steps, record=rec,
+                            X_test=data.X_test, test_record=[setup.steps])
+    return th, tr, rec
+
+
+def _check_run_against_theory(rep, spec, setup):
+    """Per-run agreement, with bounds measured on the run itself.
+
+    * test error at T: may differ only on test points whose sign the measured output deviation
+      (3 x its rms) can flip;
+    * iterations to tolerance: inside the theory hitting times for tolerance -/+ the measured
+      rms deviation of the training outputs (the error is monotone in k);
+    * training error at T against the labels: likewise on flippable training points.
+    Returns (theory, network) iterations and test errors.
+    """
+    th, tr, rec = _run_both(rep, spec, setup)
+    data, T = rep.data, setup.steps
+    f_th = th.test_outputs(rep.K_test, rep.f0_test, [T])[0]
+    f_net = tr.test_outputs[-1]
+    err = lambda f, y: np.mean((f > 1e-12) != (y == 1))  # noqa: E731
+    flippable = np.mean(np.abs(f_th) < 3 * rms(f_net - f_th))
+    e_th, e_net = err(f_th, data.test_labels), err(f_net, data.test_labels)
+    assert abs(e_net - e_th) <= flippable
+    u_th = th.train_outputs([T])[0]
+    flip_train = np.mean(np.abs(u_th) < 3 * rms(tr.train_outputs[-1] - u_th))
+    assert abs(err(tr.train_outputs[-1], data.labels) - err(u_th, data.labels)) <= flip_train
+    dev = np.max(rms(tr.train_outputs - th.train_outputs(rec)))
+    tol = setup.tolerance
+    assert dev < tol  # else the band below is empty on one side
+    k_net = tr.iterations_to_reach(tol)
+    assert th.iterations_to_reach(tol + dev) <= k_net <= th.iterations_to_reach(tol - dev)
+    return th.iterations_to_reach(tol), k_net, e_th, e_net
+
+
+# tolerance 0.05: above the measured max deviation at width 2048 (~0.02), so the band is finite
+COMPARE_SETUP = dict(n=100, d=30, n_test=2000, n_privileged=500, width=2048, steps=250,
+                     tolerance=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["mixture", "digits"])
+def test_knowledge_transfer_network_vs_theory(dataset):
+    """Baseline, equal step, equal effective step on 4 seeds (width 2048): every run agrees with
+    its kernel theory within the measured bounds, and the network shows the theory's effects:
+    lower test error with the privileged teacher (paired over seeds, mean + 3 SE < 0) and fewer
+    iterations at equal effective step."""
+    from replica.kernel_regime.experiments import compare_specs, prepare_replicate
+
+    if dataset == "digits":
+        pytest.importorskip("sklearn")
+        setup = KernelSetup(dataset="digits", n=150, n_test=None, n_privileged=1000,
+                            width=2048, steps=400, seeds=4, tolerance=0.05)
+    else:
+        setup = KernelSetup(seeds=4, **COMPARE_SETUP)
+    specs = compare_specs(1.0, None)
+    out = np.zeros((setup.seeds, len(specs), 4))
+    for r in range(setup.seeds):
+        rep = prepare_replicate(setup, r)
+        for j, spec in enumerate(specs):
+            out[r, j] = _check_run_against_theory(rep, spec, setup)
+    for side, col in (("theory", 0), ("network", 1)):
+        d_iter = out[:, 2, col] - out[:, 0, col]  # equal effective step vs baseline
+        assert d_iter.mean() + 3 * d_iter.std(ddof=1) / 2 < 0, side
+        assert np.all(out[:, 1, col] < out[:, 2, col]), side  # equal step: faster still
+    for side, col in (("theory", 2), ("network", 3)):
+        d_err = out[:, 2, col] - out[:, 0, col]
+        assert d_err.mean() + 3 * d_err.std(ddof=1) / 2 < 0, side
