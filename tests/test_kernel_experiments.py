@@ -229,3 +229,23 @@ def test_sweeps_always_draw_the_baseline():
     assert noisy.run.theory["test_error"].mean > clean.run.theory["test_error"].mean
     with pytest.raises(ParameterError, match="vary"):
         sweep(setup, "width")
+
+
+# ------------------------------------------------------------------------------ lottery
+def test_pair_pruning_keeps_the_symmetric_start():
+    from replica.kernel_regime.lottery import prune_scores, random_neurons, top_neurons
+
+    rng = np.random.default_rng(0)
+    net = TwoLayerReLU.initialise(64, 5, rng)
+    net.W += 0.1 * rng.standard_normal(net.W.shape)
+    for idx in (top_neurons(prune_scores(net.W, net.W0, "movement"), 16, paired=True),
+                random_neurons(rng, 64, 16, paired=True)):
+        assert idx.size == 16 and set(idx[idx < 32] + 32) == set(idx[idx >= 32])
+        sub = net.subnetwork(idx, rewind=True)
+        assert np.array_equal(sub.W, net.W0[idx])
+        X = rng.standard_normal((7, 5))
+        assert np.max(np.abs(sub.outputs(X))) < 1e-12
+    scores = np.array([3.0, 1.0, 2.0, 2.0])
+    assert np.array_equal(top_neurons(scores, 2), [0, 2])
+    with pytest.raises(ParameterError, match="criterion"):
+        prune_scores(net.W, net.W0, "gradient")

@@ -349,3 +349,20 @@ def test_knowledge_transfer_network_vs_theory(dataset):
     for side, col in (("theory", 2), ("network", 3)):
         d_err = out[:, 2, col] - out[:, 0, col]
         assert d_err.mean() + 3 * d_err.std(ddof=1) / 2 < 0, side
+
+
+@pytest.mark.slow
+def test_lottery_tickets_follow_the_kernel_theory_of_the_pruned_network():
+    """Half of a width-4096 student (2048 kept neurons, whole pairs): each retrained ticket's
+    test error agrees with the kernel theory of its own empirical NTK, within the test points
+    that the measured output deviation can flip; tickets start from f_0 = 0."""
+    from replica.kernel_regime.lottery import lottery
+
+    setup = KernelSetup(n=100, d=30, n_test=2000, n_privileged=500, width=4096, steps=200,
+                        seeds=2)
+    res = lottery(setup, lam=1.0, keep=(0.5,))
+    assert len(res.per_seed) == 2 * 5  # random + 2 guides x 2 criteria, per seed
+    for row in res.per_seed:
+        assert row["n_keep"] == 2048 and row["initial_output_rms"] < 1e-12
+        assert abs(row["test_error"] - row["theory_test_error"]) <= row["flippable_fraction"]
+        assert row["iterations"] < math.inf and row["theory_iterations"] < math.inf

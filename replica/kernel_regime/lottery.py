@@ -49,6 +49,8 @@ GUIDES = ("labels", "teacher")
 CRITERIA = ("movement", "magnitude")
 TICKET_OBSERVABLES = ("test_error", "train_error", "iterations", "label_capacity",
                       "theory_test_error", "theory_iterations", "mu_max")  # fmt: skip
+#: per-ticket diagnostics kept in the rows only
+TICKET_DIAGNOSTICS = ("initial_output_rms", "flippable_fraction")
 
 
 def _error(outputs, labels) -> float:
@@ -104,15 +106,21 @@ def evaluate_ticket(net, data, lr: float, steps: int, tolerance: float) -> dict[
     if lr * mu[-1] >= 2.0:
         nan = float("nan")
         return out | {"test_error": nan, "train_error": nan, "iterations": float("inf"),
-                      "theory_test_error": nan, "theory_iterations": float("inf")}  # fmt: skip
+                      "theory_test_error": nan, "theory_iterations": float("inf"),
+                      "initial_output_rms": nan, "flippable_fraction": nan}  # fmt: skip
     th = kernel_regime(H_S, s, s, 0.0, lr, u0, require_stable=False)
     traj = train_distillation(net, X, s, s, 0.0, lr, steps, record=[steps], X_test=Z)
+    f_th = th.test_outputs(K_S, f0, [steps])[0]
+    dev = float(np.sqrt(np.mean((traj.test_outputs[-1] - f_th) ** 2)))
     return out | {
         "test_error": _error(traj.test_outputs[-1], data.test_labels),
         "train_error": _error(traj.train_outputs[-1], data.labels),
         "iterations": float(traj.iterations_to_reach(tolerance)),
-        "theory_test_error": _error(th.test_outputs(K_S, f0, [steps])[0], data.test_labels),
+        "theory_test_error": _error(f_th, data.test_labels),
         "theory_iterations": float(th.iterations_to_reach(tolerance)),
+        "initial_output_rms": float(np.sqrt(np.mean(f0**2))),
+        # test points whose sign 3 rms output deviations (network vs theory) could flip
+        "flippable_fraction": float(np.mean(np.abs(f_th) < 3 * dev)),
     }
 
 
