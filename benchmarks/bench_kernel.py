@@ -97,11 +97,12 @@ def main() -> None:
 
 EXAMPLES = [
     "kernel compare",
-    "kernel sweep --vary lam",
+    "kernel sweep --vary lam --steps 600",
     "kernel sweep --vary teacher-quality --teacher privileged",
-    "kernel compare --dataset digits --n 150",
-    "kernel lottery",
-    "kernel --lam 1 --steps 300",
+    "kernel sweep --vary teacher-quality --teacher noisy --no-network",
+    "kernel compare --dataset digits --n 150 --steps 800 --width 2048 --seeds 4",
+    "kernel lottery --keep 0.1,0.5",
+    "kernel --lam 1",
 ]
 
 
