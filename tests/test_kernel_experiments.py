@@ -161,9 +161,9 @@ def test_empirical_ntk_gram_matches_the_network():
 
 def test_equal_effective_step_separates_alignment_from_the_trivial_speed_up():
     """With t = y only the step changes: equal effective step reproduces the baseline exactly
-    and equal step is the baseline at step lr (1 + lam).  With an aligned teacher at equal
-    effective step the top-eigenspace teacher is faster than the labels and the
-    bottom-eigenspace teacher slower (the notebook's old sentence was wrong)."""
+    and equal step is the baseline at step lr (1 + lam).  At equal effective step a
+    top-eigenspace teacher is faster than the labels alone and a bottom-eigenspace teacher of the
+    same norm slower (the old notebook's table said so; its sentence said otherwise)."""
     data = mixture_data(60, 10, 10, 0, 0.2, 1.0, np.random.default_rng(5))
     H, s = ntk_gram(data.X), data.signs
     mu_max = np.linalg.eigvalsh(H)[-1]
