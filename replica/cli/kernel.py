@@ -212,8 +212,6 @@ def _setup(args, *, seeds: int = 1):
     from replica.kernel_regime.experiments import KernelSetup
 
     n_test = args.n_test
-    if n_test is None and args.dataset == "mixture":
-        n_test = 2000
     try:
         return KernelSetup(
             dataset=args.dataset, n=args.n, d=args.d, n_test=n_test,

@@ -66,12 +66,13 @@ class KernelSetup:
     whose initial function (variance kappa^2) persists at test points in the kernel regime.
     ``lr=None`` ("auto") sets the baseline's step per replicate (see :func:`compare`).
     ``diagnostic_step`` (default ``min(10, steps)``) is the step of the per-eigenmode residual.
+    ``n_test=None``: 2000 test points for the mixture, every remaining image for digits.
     """
 
     dataset: str = "mixture"
     n: int = 200
     d: int = 50
-    n_test: int | None = 2000
+    n_test: int | None = None
     n_privileged: int = 1000
     rho: float = 0.2
     delta: float = 1.0
@@ -108,10 +109,10 @@ class KernelSetup:
         if self.diagnostic_step is None:
             set_("diagnostic_step", min(10, self.steps))
         set_("diagnostic_step", check_count("diagnostic_step", self.diagnostic_step, minimum=0))
+        if self.n_test is None and self.dataset == "mixture":
+            set_("n_test", 2000)
         if self.n_test is not None:
             set_("n_test", check_count("n_test", self.n_test))
-        elif self.dataset == "mixture":
-            raise ParameterError("n_test must be given for the mixture")
         set_("rho", check_open_unit("rho", self.rho))
         for name in ("delta", "kappa", "tolerance"):
             set_(name, check_positive(name, getattr(self, name)))
