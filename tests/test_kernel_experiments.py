@@ -216,7 +216,7 @@ def test_default_teacher_improves_the_kernel_student():
 
 def test_sweeps_always_draw_the_baseline():
     setup = KernelSetup(**SMALL)
-    s = sweep(setup, "lam", [2.0, 1.0], network=False)
+    s = sweep(setup, "lam", np.array([2.0, 1.0]), network=False)  # any sequence, arrays too
     for pts in s.curves.values():
         assert [p.value for p in pts] == [0.0, 1.0, 2.0]
     eff = s.curves[EQUAL_EFFECTIVE_STEP]

@@ -693,7 +693,8 @@ def sweep(
     if vary not in VARY:
         raise ParameterError(f"vary must be one of {VARY}; got {vary!r}")
     if vary == "lam":
-        vals = sorted({check_nonnegative("lam", v) for v in (values or DEFAULT_LAMS)} | {0.0})
+        raw = DEFAULT_LAMS if values is None else values
+        vals = sorted({check_nonnegative("lam", float(v)) for v in raw} | {0.0})
         specs = {m: lam_sweep_specs(vals, setup.lr, m) for m in modes}
         plan = [(None, [sp for m in modes for sp in specs[m]])]
         results = run_replicates(setup, plan, network=network, workers=workers,
