@@ -36,6 +36,8 @@ def one_blas_thread():
     with _single_blas_thread():
         yield
 
+pytestmark = pytest.mark.slow  # trains finite-width networks: minutes
+
 
 def small_problem(n=40, d=10, n_test=100, seed=7):
     rng = np.random.default_rng(seed)

@@ -229,14 +229,15 @@ def _setup(args, *, seeds: int = 1):
 
 
 def _out_dir(args) -> Path:
+    """The output directory, created and checked writable before any computation."""
+    from replica.cli.models import output_dir
+
     if args.out is None:
         raise CliError("--out is required (output directory)")
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"--out cannot create directory {str(out)!r}: {exc.strerror}") from None
-    return out
+        return output_dir(args.out)
+    except CliError as exc:  # this command names its flags with their dashes
+        raise CliError(f"--{exc}") from None
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
