@@ -26,17 +26,7 @@ from replica.params import ParameterError
 from simulations.data import sample_mixture
 from simulations.wide_network import TwoLayerReLU, record_schedule, train_distillation
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_blas_thread():
-    """Train networks with one BLAS thread: on a shared 2-core machine two threads per process
-    fight over the cores (measured 5x slower under load)."""
-    from replica.kernel_regime.experiments import _single_blas_thread
-
-    with _single_blas_thread():
-        yield
-
-pytestmark = pytest.mark.slow  # trains finite-width networks: minutes
+pytestmark = pytest.mark.slow  # trains finite-width networks (one BLAS thread: conftest.py)
 
 
 def small_problem(n=40, d=10, n_test=100, seed=7):
