@@ -336,11 +336,14 @@ def test_knowledge_transfer_network_vs_theory(dataset):
             out[r, j] = _check_run_against_theory(rep, spec, setup)
     for side, col in (("theory", 0), ("network", 1)):
         d_iter = out[:, 2, col] - out[:, 0, col]  # equal effective step vs baseline
-        assert d_iter.mean() + 3 * d_iter.std(ddof=1) / 2 < 0, side
+        assert d_iter.mean() + 3 * d_iter.std(ddof=1) / 2 < 0, side  # SE over 4 seeds
         assert np.all(out[:, 1, col] < out[:, 2, col]), side  # equal step: faster still
     for side, col in (("theory", 2), ("network", 3)):
         d_err = out[:, 2, col] - out[:, 0, col]
         assert d_err.mean() + 3 * d_err.std(ddof=1) / 2 < 0, side
+    # the network's gain from the teacher is the theory's, within 3 SE of the paired gap
+    gap = (out[:, 2, 3] - out[:, 0, 3]) - (out[:, 2, 2] - out[:, 0, 2])
+    assert abs(gap.mean()) <= 3 * gap.std(ddof=1) / math.sqrt(gap.size) + 1e-12
 
 
 @pytest.mark.slow
