@@ -60,6 +60,7 @@ from replica.losses import (
     mixture_loss,
     mixture_omega_zero,
     mixture_prox,
+    mixture_target_cross,
     prox_pieces,
 )
 from saddle.piecewise import (
@@ -174,7 +175,7 @@ def channel_scratch(graded_order: int = 0):
     graded rule of Gauss-Legendre order ``graded_order``."""
     from saddle.piecewise import legendre_rule, split_rule_capacity
 
-    x, w = legendre_rule()
+    x, w = (np.array(a) for a in legendre_rule())  # (writable: one array type in the tuple)
     size = max(split_rule_capacity(2), GRADED_MAX_PANELS * int(graded_order))
     return (x, w, np.empty(2), np.empty(size), np.empty(size))
 
@@ -337,35 +338,38 @@ def teacher_kink_nodes(m: float, q: float, V: float, b: float, rho: float, delta
 
 @njit(cache=True)
 def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V,
-                     V_S, f_t, r_t, g_t, outer, z2, w2, gx, gw, h_k, bend, scratch, acc,
-                     per_node):  # fmt: skip
+                     V_S, f_t, r_t, g_t, outer, z2, w2, gx, gw, h_k, bend, scratch, per_node,
+                     e0, e1, e2, e3, e4, e5):  # fmt: skip
     """The student's channel integrands along ``z2`` at one ``(class, z1)`` node.
 
-    Adds ``outer w_j (s f, f^2, g, f f~, -df/d om~, f)`` to ``acc`` (6 entries) over the nodes
-    ``j`` of the ``z2`` rule (:func:`own_direction_rule`); when ``per_node`` has a
-    column per node of ``z2`` it also receives the unweighted integrands. See
-    :func:`student_channel_averages` for the notation.
+    Adds ``outer w_j (s f, f^2, g, f f~, -df/d om~, f)`` over the nodes ``j`` of the ``z2``
+    rule (:func:`own_direction_rule`) to the running sums ``e0 ... e5`` and returns them; when
+    ``per_node`` has a column per node of ``z2`` it also receives the unweighted integrands.
+    See :func:`student_channel_averages` for the notation.
     """
     n, split = own_direction_rule(loss_kind, V, s, p, c, kd_weight, temperature, t, centre,
                                   sd_2, scratch, gx, gw, h_k, bend)  # fmt: skip
     keep = per_node.shape[1] == z2.size and not split
+    # -df/d om~ = -(dh*/dt / V)(dt/dh~) r~ - g g~ V_S, with dh*/dt / V = -(d^2 L/(dh dt)) / d
+    # (0 on a kink, where d = inf): the first term is cross / d.
+    cross = mixture_target_cross(kd_weight, temperature) * t_slope * r_t
     h, d, omega_prev = centre, 1.0, centre
     for j in range(rule_size(z2, n, split)):
         zj, wj = rule_node(z2, w2, scratch, split, j)
         omega = centre + sd_2 * zj
         guess = h + (omega - omega_prev) / d
-        h, d, g, dh_dt = mixture_prox(loss_kind, omega, V, s, p, c, kd_weight, temperature, t,
-                                      guess)  # fmt: skip
+        h, d, g, _ = mixture_prox(loss_kind, omega, V, s, p, c, kd_weight, temperature, t,
+                                  guess)  # fmt: skip
         omega_prev = omega
         f = (h - omega) / V
-        x = -(dh_dt / V) * t_slope * r_t - g * g_t * V_S
+        x = cross / d - g * g_t * V_S
         w = outer * wj
-        acc[0] += w * s * f
-        acc[1] += w * f * f
-        acc[2] += w * g
-        acc[3] += w * f * f_t
-        acc[4] += w * x
-        acc[5] += w * f
+        e0 += w * s * f
+        e1 += w * f * f
+        e2 += w * g
+        e3 += w * f * f_t
+        e4 += w * x
+        e5 += w * f
         if keep:
             per_node[0, j] = s * f
             per_node[1, j] = f * f
@@ -373,6 +377,7 @@ def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, cen
             per_node[3, j] = f * f_t
             per_node[4, j] = x
             per_node[5, j] = f
+    return e0, e1, e2, e3, e4, e5
 
 
 @njit(cache=True)
@@ -402,8 +407,8 @@ def student_channel_sums(
     marginals = out1.shape[1] == z1.size and z1.size > 0
     out1[:, :] = 0.0
     out2[:, :] = 0.0
-    total = np.zeros(6)
-    row = np.zeros(6)
+    esf = ef2 = eg = eff = ex = ef = 0.0
+    none = np.empty((6, 0))
     per_node = np.empty((6, z2.size if out2.shape[1] == z2.size else 0))
     for cls in range(2):
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
@@ -413,21 +418,27 @@ def student_channel_sums(
             t = kd_target(h_t, temperature)
             t_slope = kd_target_slope(h_t, temperature)
             centre = s * m + b + sd_1 * z1[i] + V_S * f_t
-            student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre,
-                             sd_2, V, V_S, f_t, teacher_r[cls, i], teacher_g[cls, i],
-                             pc * w1[i], z2, w2, gx, gw, h_k, bend, scratch, total,
-                             per_node)  # fmt: skip
-            if marginals:
-                row[:] = 0.0
-                student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope,
-                                 centre, sd_2, V, V_S, f_t, teacher_r[cls, i],
-                                 teacher_g[cls, i], pc, z2, w2, gx, gw, h_k, bend, scratch,
-                                 row, per_node)  # fmt: skip
-                out1[:, i] += row
-                if per_node.shape[1] > 0:
-                    for j in range(z2.size):
-                        out2[:, j] += pc * w1[i] * per_node[:, j]
-    return total[0], total[1], total[2], total[3], total[4], total[5]
+            if not marginals:
+                esf, ef2, eg, eff, ex, ef = student_z2_sweep(
+                    loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V,
+                    V_S, f_t, teacher_r[cls, i], teacher_g[cls, i], pc * w1[i], z2, w2, gx,
+                    gw, h_k, bend, scratch, none, esf, ef2, eg, eff, ex, ef,
+                )  # fmt: skip
+                continue
+            row = student_z2_sweep(
+                loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V, V_S,
+                f_t, teacher_r[cls, i], teacher_g[cls, i], pc, z2, w2, gx, gw, h_k, bend,
+                scratch, per_node, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+            )  # fmt: skip
+            for k in range(6):
+                out1[k, i] += row[k]
+            # (the averages, to rounding: returned for completeness, not used by the checks)
+            esf, ef2, eg = esf + w1[i] * row[0], ef2 + w1[i] * row[1], eg + w1[i] * row[2]
+            eff, ex, ef = eff + w1[i] * row[3], ex + w1[i] * row[4], ef + w1[i] * row[5]
+            if per_node.shape[1] > 0:
+                for j in range(z2.size):
+                    out2[:, j] += pc * w1[i] * per_node[:, j]
+    return esf, ef2, eg, eff, ex, ef
 
 
 @njit(cache=True)

@@ -650,7 +650,7 @@ class _StudentGrid:
                 *self.legendre)  # fmt: skip
 
 
-_NO_SPLIT = (np.zeros(0), np.zeros(0))
+_NO_SPLIT = gauss_legendre(1)[0][:0], gauss_legendre(1)[1][:0]  # (empty; read-only like the rules)
 
 
 def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,

@@ -13,6 +13,7 @@ so it can be called once per node of an outer average.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -32,9 +33,13 @@ def split_rule_capacity(n_breaks: int, order: int = SPLIT_ORDER, panel: float = 
     return order * (int(math.ceil(2.0 * cutoff / panel)) + n_breaks + 1)
 
 
+@lru_cache(maxsize=8)
 def legendre_rule(order: int = SPLIT_ORDER) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on ``[-1, 1]``."""
-    return np.polynomial.legendre.leggauss(order)
+    """Gauss-Legendre nodes and weights on ``[-1, 1]`` (cached, read-only)."""
+    nodes, weights = np.polynomial.legendre.leggauss(order)
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return nodes, weights
 
 
 @njit(cache=True)
