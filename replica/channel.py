@@ -184,6 +184,7 @@ def teacher_field_probes(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, temper
 SPLIT_CUTOFF = 8.5
 SPLIT_MAX_PANEL = 1.0
 SPLIT_MAX_PANELS = 480
+SPLIT_MIN_WIDTH = 1e-9
 # Below this value of ``V a(0)`` the proximal map has no sharp kink (it is smooth on the scale
 # of the field): no splitting.
 KINK_MIN_SATURATION = 4.0
@@ -241,10 +242,11 @@ def student_loss_slope(h, chi, p, kd_weight, temperature, t):
 
 
 @njit(cache=True)
-def student_split_rule(kink_lo, kink_hi, width, gx, gw, z_out, w_out):
-    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards two kinks of ``g``.
+def student_split_rule(kink_lo, kink_mid, kink_hi, width, gx, gw, z_out, w_out):
+    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards three kinks of ``g``.
 
-    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo <= kink_hi``
+    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo, kink_mid,
+    kink_hi``
     (in units of ``Z``), down to ``width`` (the kinks' own width): a panel ahead of a kink at
     distance ``d`` has length ``d / 2``, one behind it length ``d``, so that the nearest
     singularity of ``g`` is at least three half-lengths from each panel's centre and
@@ -253,23 +255,27 @@ def student_split_rule(kink_lo, kink_hi, width, gx, gw, z_out, w_out):
     the Gaussian density, normalised) and returns the number of nodes.
     """
     order = gx.size
+    # Kinks narrower than this (in units of Z) are resolved well enough by a panel this wide
+    # (the error of a smoothed kink is ~ its slope jump times the panel's mass squared); the
+    # floor also keeps every panel wide enough to move x in floating point.
+    width = max(width, SPLIT_MIN_WIDTH)
     x = -SPLIT_CUTOFF
     n = 0
     total = 0.0
-    for _ in range(SPLIT_MAX_PANELS):
+    for panel in range(SPLIT_MAX_PANELS):
         if x >= SPLIT_CUTOFF:
             break
         # Distance to the next kink ahead and to the last kink behind.
         ahead = np.inf
         behind = np.inf
-        for k in (kink_lo, kink_hi):
+        for k in (kink_lo, kink_mid, kink_hi):
             if k > x:
                 ahead = min(ahead, k - x)
             else:
                 behind = min(behind, x - k)
         size = min(SPLIT_MAX_PANEL, max(width, 0.5 * ahead), max(width, behind))
-        if ahead > width and size > ahead:
-            size = ahead
+        if panel == SPLIT_MAX_PANELS - 1:  # out of panels (not reached for widths >= 1e-9)
+            size = SPLIT_CUTOFF - x
         size = min(size, SPLIT_CUTOFF - x)
         half = 0.5 * size
         mid = x + half
@@ -290,7 +296,10 @@ def student_split_rule(kink_lo, kink_hi, width, gx, gw, z_out, w_out):
 def student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t, h_k, width,
                     z2, w2, gx, gw, z_out, w_out):  # fmt: skip
     """The ``z2`` rule at one ``z1`` node: the fixed rule ``(z2, w2)``, or, with ``split``, the
-    rule of :func:`student_split_rule` graded towards this node's two kinks. Returns its size.
+    rule of :func:`student_split_rule` graded towards this node's two kinks and towards the
+    image of ``h* = 0``, where the loss curvature peaks: with two terms of very different
+    temperatures the narrow one makes a step of width ~``min(1, T) (1 + a(0) V)`` there.
+    Returns its size.
     """
     if not split or width <= 0.0 or sd_2 <= 0.0:
         for j in range(z2.size):
@@ -299,7 +308,10 @@ def student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t, h
         return z2.size
     om_hi = h_k + V * student_loss_slope(h_k, chi, p, kd_weight, temperature, t)
     om_lo = -h_k + V * student_loss_slope(-h_k, chi, p, kd_weight, temperature, t)
-    return student_split_rule((om_lo - centre) / sd_2, (om_hi - centre) / sd_2, width / sd_2,
+    om_0 = V * student_loss_slope(0.0, chi, p, kd_weight, temperature, t)
+    peak = min(1.0, temperature) * (1.0 + V * student_curvature(0.0, chi, kd_weight, temperature))
+    return student_split_rule((om_lo - centre) / sd_2, (om_0 - centre) / sd_2,
+                              (om_hi - centre) / sd_2, min(width, peak) / sd_2,
                               gx, gw, z_out, w_out)  # fmt: skip
 
 
