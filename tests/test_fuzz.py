@@ -31,7 +31,7 @@ from replica.teacher import solve_teacher
 LONG = int(os.environ.get("KD_REPLICA_FUZZ", "0"))
 SEED = int(os.environ.get("KD_REPLICA_FUZZ_SEED", "2026"))
 N_TEACHER = LONG or 24
-N_STUDENT = LONG or 8
+N_STUDENT = LONG or 6
 N_INVALID = LONG or 40
 # Refined quadrature: more Gauss-Hermite nodes, each checked against twice as many.
 REFINED_TEACHER = dict(n_nodes=160)
