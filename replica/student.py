@@ -59,6 +59,7 @@ from replica.prior import ridge_student_prior
 from replica.teacher import (
     LOSSES,
     QUADRATURE_TOL,
+    UNRESOLVED_FACTOR,
     TeacherSolution,
     homotopy_path,
     limited_bias_step,
@@ -728,9 +729,6 @@ SPLIT_ORDERS = (8, 12, 16, 24)
 
 # Relative change of the state below which a re-solve on re-adapted rules is accepted.
 QUADRATURE_STATE_TOL = 1e-9
-# An adaptive rule whose estimated error exceeds the tolerance by this factor (its panel
-# budget ran out) flags the solution as unresolved (status 4).
-UNRESOLVED_FACTOR = 10.0
 
 
 def _no_finite_student(params: StudentParams, tsol: TeacherSolution, reason: str,
