@@ -86,12 +86,16 @@ from saddle.quadrature import (
 
 TEACHERS = ("ridge", "bayes")
 # Smallest distillation temperature accepted. In u = h / T the distillation term is the plain
-# cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T the student is an almost
-# unregularised classifier of the teacher's (hard) training labels, which its eta N weights
-# usually separate, so its norm in units of T diverges as T -> 0 (q / T^2 = 52, 5e3, 4e4, 9e4
-# at T = 0.3, 0.1, 1e-2, 1e-4; alpha = 2, defaults) and the iteration needs ever more steps
-# (1e-3: ~400, 10-25 s; 1e-4: no convergence in 15000). eps_g has converged to ~1e-3 by then.
-MIN_TEMPERATURE = 1e-3
+# cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T without Hinton's T^2
+# the student is an almost unregularised classifier of the teacher's (hard) training labels,
+# which its eta N weights usually separate, so its norm in units of T diverges as T -> 0
+# (q / T^2 = 52, 5e3, 4e4, 9e4 at T = 0.3, 0.1, 1e-2, 1e-4; alpha = 2, defaults) and the
+# iteration needs ever more steps (1e-4: no convergence in 15000). With or without T^2 the
+# proximal map has features of width ~T, which the quadrature must resolve over fields of
+# width O(1) or more: over 150 random points (issue 13 fuzz, load ~7) every solve that took
+# more than 60 s had T < 3e-3 (up to 190 s, some ending in status 1 or 4), and the paper uses
+# T >= 1. Below 1e-2 the answer is therefore refused rather than computed for minutes.
+MIN_TEMPERATURE = 1e-2
 DEFAULT_STUDENT_NODES = (64, 24)
 # The rules in z1 and z2 are re-adapted to the student's fields at its solution and the
 # solution re-solved on them, at most this many times (each a warm start).
@@ -117,9 +121,9 @@ class StudentParams(MixtureParamsMixin):
     chi : float
         Weight of the distillation term, in [0, 1].
     temperature : float
-        Distillation temperature ``T >= MIN_TEMPERATURE = 1e-3`` (below it the problem is
-        numerically that of an unregularised classifier on separable data; see
-        :data:`MIN_TEMPERATURE`).
+        Distillation temperature ``T >= MIN_TEMPERATURE = 1e-2`` (below it the problem is
+        numerically that of an unregularised classifier on separable data, with features of
+        width ``T`` to resolve; see :data:`MIN_TEMPERATURE`).
     t2_scaling : bool
         Multiply the distillation term by ``T^2`` (Hinton); off in the paper.
     smoothing : float
@@ -172,8 +176,8 @@ def check_temperature(value) -> float:
     x = check_positive("temperature", value)
     if x < MIN_TEMPERATURE:
         raise ParameterError(
-            f"temperature must be >= {MIN_TEMPERATURE:g} (below it the distillation term is a "
-            f"hinge with ridge lam_s T^2 and the fixed point is out of numerical reach); "
+            f"temperature must be >= {MIN_TEMPERATURE:g} (below it the distillation loss is "
+            f"nearly a hinge and its fixed point out of practical numerical reach); "
             f"got {value!r}"
         )
     return x
