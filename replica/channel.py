@@ -138,7 +138,8 @@ def own_direction_rule(kind, V, s, p, c, k, T, t, centre, width, scratch, gx, gw
       :func:`saddle.piecewise.split_gaussian_rule`);
     - with ``gx`` not empty (Gauss-Legendre nodes, weights ``gw`` on ``[-1, 1]``) and a bend
       ``(h_k, bend_width)`` of :func:`stage_bend`: a rule graded towards the two fields
-      ``+-h_k + V L'(+-h_k)`` of the bend (:func:`saddle.piecewise.graded_gaussian_rule`).
+      ``+-h_k + V L'(+-h_k)`` of the bend and the field ``V L'(0)`` of ``h* = 0``
+      (:func:`saddle.piecewise.graded_gaussian_rule`).
     """
     x_leg, w_leg, breaks, z_out, w_out = scratch
     lo, hi, kinked = mixture_kink_fields(kind, V, s, p, c, k, T, t)
@@ -150,8 +151,13 @@ def own_direction_rule(kind, V, s, p, c, k, T, t, centre, width, scratch, gx, gw
     if gx.size > 0 and bend_width > 0.0 and width > 0.0:
         om_hi = h_k + V * mixture_derivatives(kind, h_k, s, p, c, k, T, t)[0]
         om_lo = -h_k + V * mixture_derivatives(kind, -h_k, s, p, c, k, T, t)[0]
-        n = graded_gaussian_rule((om_lo - centre) / width, (om_hi - centre) / width,
-                                 bend_width / width, gx, gw, z_out, w_out)  # fmt: skip
+        # and the image of h* = 0, where the curvature peaks: with two terms of very different
+        # temperatures the narrow one makes a step of width ~min(1, T) (1 + a(0) V) there
+        om_0 = V * mixture_derivatives(kind, 0.0, s, p, c, k, T, t)[0]
+        peak = min(1.0, T) * (1.0 + V * kd_curvature_free(0.0, c, k, T))
+        n = graded_gaussian_rule((om_lo - centre) / width, (om_0 - centre) / width,
+                                 (om_hi - centre) / width, min(bend_width, peak) / width,
+                                 gx, gw, z_out, w_out)  # fmt: skip
         return n, True
     return 0, False
 

@@ -39,11 +39,11 @@ def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
     """Teacher overlaps from its conjugates (paper Eq. 50-52 in our normalisation).
 
     Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``, or NaNs
-    when ``D`` is not positive (``lam = 0`` and a channel curvature that underflowed to 0, far
+    when ``D`` or ``D^2`` is not positive (``lam = 0`` and a channel curvature that underflowed, far
     from any fixed point): the fixed-point solver rejects such a step.
     """
     D = lam + Vhat
-    if not (D > 0.0 and D * D > 0.0):  # (q divides by D^2, which must not underflow)
+    if not (D > 0.0 and D * D > 0.0):  # D^2 underflows at D < 1e-154
         return np.nan, np.nan, np.nan
     return mhat / D, (mhat * mhat + Qhat) / (D * D), delta / D
 
@@ -67,7 +67,7 @@ def ridge_student_prior(
     positive (see :func:`ridge_teacher_prior`).
     """
     D = lam + Vhat
-    if not (D > 0.0 and D * D > 0.0):  # (q divides by D^2, which must not underflow)
+    if not (D > 0.0 and D * D > 0.0):  # D^2 underflows at D < 1e-154
         nan = np.nan
         return nan, nan, nan, nan, nan
     cross = mhat * m_t + Qhat_x * V_t / delta  # E[(m^ v + xi) w~]

@@ -49,6 +49,7 @@ from saddle.fixed_point import (
     ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
+    unresolved_quadrature,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 from saddle.results import ValueEquality
@@ -259,6 +260,9 @@ def teacher_probe(params: TeacherParams, state: np.ndarray, temperature: float =
 QUADRATURE_ROUNDS = 3
 # Absolute accuracy asked of the averages of the teacher's field probes.
 QUADRATURE_TOL = 1e-10
+# An adaptive rule whose estimated error exceeds the tolerance by this factor (its panel
+# budget ran out) flags the solution as not resolved (status 4).
+UNRESOLVED_FACTOR = 10.0
 # Continuation in lam used when a solve from the given start fails; for lam = 0 it goes down to
 # HOMOTOPY_FLOOR, then to 0.
 HOMOTOPY_FACTOR = 10.0
@@ -355,8 +359,9 @@ def solve_teacher(
         Check at the solution that the Gauss-Hermite rule resolves the teacher's fields
         (:func:`saddle.quadrature.resolved_rule`); if not (small ridge: the proximal map is
         nearly a hinge over a wide field), re-solve on an adaptive composite rule built at the
-        solution, until the solution stops moving. (A loss with a kink, the hinge, needs no
-        check: its averages are always split at the kink.)
+        solution, until the solution stops moving; status 4 if the adaptive rule cannot reach
+        its tolerance. (A loss with a kink, the hinge, needs no check: its averages are always
+        split at the kink.)
 
     Returns
     -------
@@ -420,6 +425,10 @@ def solve_teacher(
             if change <= 10 * tol:
                 break
     report = dataclasses.replace(report, nit=total)
+    if report.converged and rule.estimated_error > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+        report = unresolved_quadrature(
+            report, f"estimated error {rule.estimated_error:.1e} of the adaptive rule"
+        )
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
     scratch = channel_scratch(z.size)

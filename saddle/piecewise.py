@@ -24,6 +24,7 @@ SPLIT_CUTOFF = 8.5
 # Rules graded towards near-kinks (:func:`graded_gaussian_rule`): largest panel, most panels.
 GRADED_MAX_PANEL = 1.0
 GRADED_MAX_PANELS = 480
+GRADED_MIN_WIDTH = 1e-9
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
@@ -85,35 +86,39 @@ def split_gaussian_rule(breaks, n_breaks, x, w, panel, cutoff, z_out, w_out):
 
 
 @njit(cache=True)
-def graded_gaussian_rule(kink_lo, kink_hi, width, gx, gw, z_out, w_out):
-    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards two near-kinks of ``g``.
+def graded_gaussian_rule(kink_lo, kink_mid, kink_hi, width, gx, gw, z_out, w_out):
+    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards three near-kinks of ``g``.
 
-    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo <= kink_hi``
-    (in units of ``Z``), down to ``width`` (the kinks' own width): a panel ahead of a kink at
-    distance ``d`` has length ``d / 2``, one behind it length ``d``, so that the nearest
-    singularity of ``g`` is at least three half-lengths from each panel's centre and
+    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo, kink_mid,
+    kink_hi`` (in units of ``Z``), down to ``width`` (the kinks' own width): a panel ahead of
+    a kink at distance ``d`` has length ``d / 2``, one behind it length ``d``, so that the
+    nearest singularity of ``g`` is at least three half-lengths from each panel's centre and
     ``len(gx)`` Gauss-Legendre points per panel converge like ``(3 + sqrt 8)^(-2 len(gx))``.
     Panels are at most ``GRADED_MAX_PANEL`` long. Fills ``z_out``, ``w_out`` (weights times
     the Gaussian density, normalised) and returns the number of nodes.
     """
     order = gx.size
+    # Kinks narrower than this (in units of Z) are resolved well enough by a panel this wide
+    # (the error of a smoothed kink is ~ its slope jump times the panel's mass squared); the
+    # floor also keeps every panel wide enough to move x in floating point.
+    width = max(width, GRADED_MIN_WIDTH)
     x = -SPLIT_CUTOFF
     n = 0
     total = 0.0
-    for _ in range(GRADED_MAX_PANELS):
+    for panel in range(GRADED_MAX_PANELS):
         if x >= SPLIT_CUTOFF:
             break
         # Distance to the next kink ahead and to the last kink behind.
         ahead = np.inf
         behind = np.inf
-        for k in (kink_lo, kink_hi):
+        for k in (kink_lo, kink_mid, kink_hi):
             if k > x:
                 ahead = min(ahead, k - x)
             else:
                 behind = min(behind, x - k)
         size = min(GRADED_MAX_PANEL, max(width, 0.5 * ahead), max(width, behind))
-        if ahead > width and size > ahead:
-            size = ahead
+        if panel == GRADED_MAX_PANELS - 1:  # out of panels (not reached for widths >= 1e-9)
+            size = SPLIT_CUTOFF - x
         size = min(size, SPLIT_CUTOFF - x)
         half = 0.5 * size
         mid = x + half

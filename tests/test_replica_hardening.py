@@ -68,7 +68,7 @@ def test_student_without_distillation_ignores_a_teacher_without_finite_solution(
     assert distilled.status == 3
 
 
-@pytest.mark.parametrize("temperature", [1e-6, 5e-4, 0.0, -1.0, math.inf, math.nan])
+@pytest.mark.parametrize("temperature", [1e-6, 5e-3, 0.0, -1.0, math.inf, math.nan])
 def test_temperature_below_the_documented_minimum_is_refused(temperature):
     with pytest.raises(ParameterError, match="temperature"):
         solve_student(2.0, temperature=temperature)
@@ -88,4 +88,4 @@ def test_iteration_runs_in_units_of_the_temperature():
     sol = solve_student(2.0, temperature=0.3)
     assert sol.converged and sol.iterations > 10
     assert 10.0 < sol.q / 0.3**2 < 1e3
-    assert MIN_TEMPERATURE == 1e-3
+    assert MIN_TEMPERATURE == 1e-2
