@@ -2,17 +2,17 @@
 
 Model (Panahi, Rahbar, Bhattacharyya, Dubhashi, Haghir Chehreghani, "Analysis of knowledge
 transfer in kernel regime", arXiv 2003.13438; v1 was titled "On the unreasonable effectiveness of
-knowledge distillation: analysis in the kernel regime").  The student is
+knowledge distillation: analysis in the kernel regime").  The student is::
 
     f(x) = (1/sqrt(m)) sum_r a_r ReLU(w_r . x),  |x| = 1,  a_r = +-1 fixed,
     w_r(0) ~ N(0, kappa^2 I),
 
-trained on W only by gradient descent with step ``lr`` on
+trained on W only by gradient descent with step ``lr`` on::
 
     L(W) = 1/2 |u - y|^2 + lambda/2 |u - t|^2,    u = f(X),  t = teacher outputs on X.
 
 Because dL/du = (1 + lambda)(u - u*), with the fixed point u* = (y + lambda t)/(1 + lambda), in the
-kernel regime (m -> inf) the training outputs obey the linear system
+kernel regime (m -> inf) the training outputs obey the linear system::
 
     u(k+1) - u* = (I - lr (1 + lambda) H)(u(k) - u*),   H_ij = x_i.x_j (pi - arccos x_i.x_j)/(2 pi),
 
@@ -24,11 +24,11 @@ What is proved where (cited by content: theorem numbering differs between the ar
   student's training outputs follow the linear system above up to terms vanishing with the width;
   hence they converge to u*, the student interpolates between data and teacher, and the error along
   eigenvector i of H decays as (1 - lr (1 + lambda) mu_i)^k.
-* Paper (capacity / generalisation statement): |W(k) - W(0)|_F stays bounded by (approximately)
+* Paper (capacity / generalisation statement): ``|W(k) - W(0)|_F`` stays bounded by (approximately)
   sqrt((u* - u0)^T H^-1 (u* - u0)); a teacher whose outputs lie in the top eigenspace of H lowers
   this measure and the number of iterations needed, which improves a Rademacher-type bound.
 * Ours (standard NTK algebra, not in the paper): the exact kernel-regime distance *trajectory*
-  |W(k) - W(0)|_F^2 = sum_i mu_i g_k(mu_i)^2 p_i^2 with g_k(mu) = (1 - (1 - eta mu)^k)/mu,
+  ``|W(k) - W(0)|_F^2 = sum_i mu_i g_k(mu_i)^2 p_i^2`` with g_k(mu) = (1 - (1 - eta mu)^k)/mu,
   eta = lr (1 + lambda), p = Q^T (u* - u0); it increases to the capacity measure when
   eta mu_max <= 1 (and can overshoot it by up to a factor 2 in the oscillating regime
   1 < eta mu < 2).
@@ -152,7 +152,7 @@ def distillation_loss(u: np.ndarray, y: np.ndarray, t: np.ndarray, lam: float) -
 def capacity_measure(H: np.ndarray, u_star: np.ndarray, u0: np.ndarray) -> float:
     """``sqrt((u* - u0)^T H^-1 (u* - u0))`` (the paper's capacity measure, SPEC §6).
 
-    In the kernel regime it is the limit of |W(k) - W(0)|_F as k -> inf (see
+    In the kernel regime it is the limit of ``|W(k) - W(0)|_F`` as k -> inf (see
     :meth:`KernelRegime.distance`).  Inf if ``u* - u0`` has a component in H's null space.
     """
     mu, Q = symmetric_eigh(H, name="H")

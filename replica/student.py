@@ -1,7 +1,7 @@
 """The sparse knowledge-distillation student: replica-symmetric fixed point (SPEC §2, §4).
 
 The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
-teacher's own training inputs,
+teacher's own training inputs::
 
     sum_mu (1 - chi) CE(p_mu, sigma(h_mu)) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
            + lam_s / 2 |w|^2,

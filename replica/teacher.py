@@ -63,7 +63,7 @@ class TeacherParams(MixtureParamsMixin):
     rho, delta : float
         Mixture balance in (0, 1) and noise variance > 0.
     lam : float
-        Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + lam/2 |w|^2).
+        Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + ``lam/2 |w|^2``).
     smoothing : float
         Label smoothing ``eps`` in [0, 1/2): targets ``p = y (1 - eps) + (1 - y) eps``.
     loss : {"logistic", "square"}
