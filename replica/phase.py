@@ -290,6 +290,21 @@ LABELS = {
     "smoothing": r"$\epsilon$", "rho": r"$\rho$", "delta": r"$\Delta$", "eta": r"$\eta$",
 }  # fmt: skip
 
+QUANTITY_WORDS = {
+    "eps_g": r"test error $\varepsilon_g$", "q": "norm $q$", "m": "overlap $m$",
+    "b": "bias $b$", "train_loss": "training loss", "train_error": "training error",
+    "lam_star": r"optimal $\lambda$", "chi_star": r"optimal $\chi$",
+}  # fmt: skip
+
+
+def quantity_label(quantity: str) -> str:
+    """Words (and mathtext) for a quantity name: ``student.eps_g`` -> 'student test error
+    $\\varepsilon_g$'; ``kd_gain`` -> the error of KD minus that of the best ridge."""
+    if quantity.strip() == "kd_gain":
+        return r"KD gain: $\varepsilon_g$(KD) $-$ $\varepsilon_g$(best ridge, $\chi=0$)"
+    owner, _, name = quantity.strip().partition(".")
+    return f"{owner} {QUANTITY_WORDS.get(name, name.replace('_', ' '))}"
+
 
 def plot_phase(diagram: PhaseDiagram, path: str | Path, *, levels: int = 10) -> Path:
     """Heatmap of the quantity with contour lines, threshold lines and (for ``kd_gain``)
@@ -309,11 +324,14 @@ def plot_phase(diagram: PhaseDiagram, path: str | Path, *, levels: int = 10) -> 
         vmax = float(np.max(np.abs(finite))) or 1.0
         vmin = -vmax
     mesh = ax.pcolormesh(x, y, z, shading="nearest", cmap=cmap, vmin=vmin, vmax=vmax)
-    fig.colorbar(mesh, ax=ax, label=spec.quantity)
+    fig.colorbar(mesh, ax=ax, label=quantity_label(spec.quantity))
     if finite.size and np.ptp(finite) > 0 and min(x.size, y.size) >= 2:
         masked = np.ma.masked_invalid(z)
         cs = ax.contour(x, y, masked, levels=levels, colors="k", linewidths=0.6, alpha=0.7)
-        ax.clabel(cs, fontsize=6, fmt="%.3g")
+        labels = ax.clabel(cs, fontsize=8, fmt="%.3g", inline_spacing=3)
+        for text in labels:  # readable on dark and light colours alike
+            text.set_bbox({"boxstyle": "round,pad=0.12", "facecolor": "white",
+                           "edgecolor": "none", "alpha": 0.75})
         if spec.derived == "kd_gain" and finite.min() < 0 < finite.max():
             ax.contour(x, y, masked, levels=[0.0], colors="k", linewidths=2.0)
             ax.plot([], [], "k-", lw=2, label="KD = best ridge")
@@ -333,7 +351,8 @@ def plot_phase(diagram: PhaseDiagram, path: str | Path, *, levels: int = 10) -> 
                       for k, v in spec.fixed.items())  # fmt: skip
     import textwrap
 
-    ax.set_title("\n".join(textwrap.wrap(f"{spec.quantity}   ({fixed})", 90)), fontsize=8)
+    title = f"{quantity_label(spec.quantity)}   ({fixed})"
+    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=8)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best", framealpha=0.6)
     path = Path(path)

@@ -15,7 +15,7 @@ from replica.sweep import Curve, as_array  # noqa: E402
 
 LABELS = {
     "alpha": r"$\alpha$", "lam": r"$\lambda$", "lam_t": r"$\tilde\lambda$",
-    "lam_s": r"$\lambda_s$", "chi": r"$\chi$", "temperature": "$T$", "smoothing": r"$\epsilon$",
+    "lam_s": r"$\lambda$", "chi": r"$\chi$", "temperature": "$T$", "smoothing": r"$\epsilon$",
     "rho": r"$\rho$", "delta": r"$\Delta$", "eta": r"$\eta$",
 }  # fmt: skip
 LOG_SCALE = {"lam", "lam_t", "lam_s"}

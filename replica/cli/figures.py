@@ -22,8 +22,10 @@ def register(commands, curve, simulate) -> None:
         "figure",
         help="reproduce paper figure N (1-12): PNG + CSV, optional simulation points",
         description="Theory curves, Bayes-optimal lines and threshold markers of figure N of "
-        "Saglietti & Zdeborova (2021), written to OUT/figureN.png and OUT/figureN.csv. "
-        "Resumable: re-run with the same --out to continue an interrupted run.",
+        "Saglietti & Zdeborova (2021), written to OUT/figureN.png, OUT/figureN.csv and "
+        "OUT/figureN.json (the exact setting of every curve, also in the caption). Grids "
+        "contain the thresholds and are refined around peaks and kinks. Resumable: re-run "
+        "with the same --out to continue an interrupted run.",
     )
     p.add_argument("number", type=integer("figure", 1), metavar="N", help="figure number 1-12")
     add_figure_args(p, out="kd-replica-figures", n=1000, seeds=5)
