@@ -3,7 +3,8 @@
 Runs :func:`replica.figures.make_figure` (theory curves, Bayes-optimal lines, thresholds; no
 simulations) for the paper's twelve figures and writes
 
-- ``docs/_static/gallery/figureN.png``: the rendered figure;
+- ``docs/_static/gallery/figureN.png``: the rendered figure, and ``figureN.json`` its
+  settings sidecar (every curve, line and threshold, with the points computed);
 - ``docs/gallery.md``: the gallery page, with each figure's caption and the exact setting of
   every plotted curve, read from its :class:`replica.figures.FigureSpec`.
 
@@ -19,6 +20,7 @@ directory and are discarded.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -51,35 +53,61 @@ Regenerate with `python docs/make_gallery.py` (resolution {resolution:g}).
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_fmt(v)}" for k, v in value.items()) + "}"
     return str(value)
 
 
 def _setting(series) -> str:
     """One table row describing the setting of a theory series."""
     xs = series.values
-    span = f"{_fmt(min(xs))} .. {_fmt(max(xs))} ({len(xs)} points)"
+    span = f"{_fmt(min(xs))} .. {_fmt(max(xs))} ({len(xs)} initial points)"
     fixed = ", ".join(f"`{k} = {_fmt(v)}`" for k, v in sorted(series.fixed.items())) or "-"
-    extra = "".join(f", `{c}`" for c, _ in series.extra)
+    plotted = [series.y] + [column for column, *_ in series.extra]
+    scale = getattr(series, "scale", 1.0)
+    plotted_text = ", ".join(f"`{c}`" for c in plotted)
+    if scale != 1.0:
+        plotted_text += f" (times {_fmt(scale)})"
     opt = ""
     if series.optimise is not None:
         o = series.optimise
         opt = f"; minimised over `{o.parameter}` in [{_fmt(o.lower)}, {_fmt(o.upper)}]"
     label = series.label.replace("|", "\\|") if series.label else "-"
     return (f"| `{series.name}` | {label} | {series.model} | `{series.vary}`: {span} "
-            f"| {fixed}{opt} | `{series.y}`{extra} |")
+            f"| {fixed}{opt} | {plotted_text} |")
 
 
 def _section(spec, image: str) -> str:
-    lines = [f"## Figure {spec.number}", "", spec.caption + ".", "",
-             f"![Figure {spec.number}](_static/gallery/{image})", "",
-             "| series | legend | model | varied | fixed | plotted |",
-             "|---|---|---|---|---|---|"]
+    """The gallery section of a figure, from its specification alone (no computation)."""
+    lines = [f"## Figure {spec.number}", "", spec.caption + "."]
+    setting = getattr(spec, "setting", {})
+    if setting:
+        lines += ["", "Setting: " + ", ".join(f"`{k} = {_fmt(v)}`" for k, v in setting.items())
+                  + "."]
+    notes = getattr(spec, "notes", "")
+    if notes:
+        lines += ["", f"Differs from the paper's caption: {notes}."]
+    lines += ["", f"![Figure {spec.number}](_static/gallery/{image})", "",
+              "| series | legend | model | varied | fixed | plotted |",
+              "|---|---|---|---|---|---|"]
     lines += [_setting(s) for s in spec.series]
     if spec.thresholds:
         names = sorted({n for names in spec.thresholds.values() for n in names})
         params = ", ".join(f"`{k} = {_fmt(v)}`" for k, v in spec.threshold_params.items())
         lines += ["", f"Threshold markers: {', '.join(f'`{n}`' for n in names)} at {params}."]
     return "\n".join(lines) + "\n"
+
+
+def _computed(sidecar: Path) -> str:
+    """Points actually computed (initial grid plus adaptive refinement), from the JSON sidecar."""
+    if not sidecar.is_file():
+        return ""
+    data = json.loads(sidecar.read_text(encoding="utf-8"))
+    counts = [f"`{s['name']}` {s['points']}" for s in data.get("series", []) if "points" in s]
+    if not counts:
+        return ""
+    return ("\nComputed theory points (with refinement): " + ", ".join(counts)
+            + f". Full settings: `_static/gallery/{sidecar.name}`.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,13 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             paths = make_figure(number, Path(tmp) / f"figure{number}",
                                 resolution=args.resolution, executor=executor)
             shutil.copyfile(paths["png"], GALLERY / f"figure{number}.png")
+            if "json" in paths:
+                shutil.copyfile(paths["json"], GALLERY / f"figure{number}.json")
             print(f"figure {number}: {time.perf_counter() - start:.0f} s, "
                   f"{paths['failed']} not converged, {paths['diverged']} without solution",
                   flush=True)
     sections = [HEADER.replace("{resolution:g}", f"{args.resolution:g}")]
     for number in FIGURES:
         sections.append(_section(figure_spec(number, resolution=args.resolution),
-                                 f"figure{number}.png"))
+                                 f"figure{number}.png")
+                        + _computed(GALLERY / f"figure{number}.json"))
     PAGE.write_text("\n".join(sections))
     print(f"wrote {PAGE.relative_to(ROOT)} and {len(todo)} images in "
           f"{GALLERY.relative_to(ROOT)}")
