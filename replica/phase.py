@@ -57,6 +57,23 @@ AXIS_DEFAULTS = {
     "delta": (0.25, 4.0, True),
 }
 DERIVED = ("lam_star", "chi_star", "kd_gain")
+
+# Columns of the solution rows (replica.sweep._teacher_row / _student_row), known before
+# anything is computed so that a misspelt quantity fails at once; tests/test_phase.py checks
+# them against solved rows.
+TEACHER_COLUMNS = ("eps_g", "m", "q", "V", "b", "train_loss", "train_error", "eps_bo", "mhat",
+                   "Qhat", "Vhat", "converged", "iterations", "residual", "status")
+STUDENT_COLUMNS = ("eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce",
+                   "train_error", "mse_outputs", "mse_preactivations", "mhat", "Qhat", "Vhat",
+                   "Qhat_x", "Vhat_x", "converged", "iterations", "residual", "status")
+
+
+def row_columns(model: str) -> tuple[str, ...]:
+    """Observable columns of a ``"teacher"`` or ``"student"`` row of a diagram."""
+    if model == "teacher":
+        return TEACHER_COLUMNS
+    teacher = tuple(f"teacher_{c}" for c in TEACHER_COLUMNS if c != "eps_bo")
+    return STUDENT_COLUMNS + teacher + ("eps_bo_student", "eps_bo_teacher")
 LAM_SEARCH = (1e-5, 10.0)
 
 
@@ -70,6 +87,10 @@ def axis_values(name: str, start: float | None = None, stop: float | None = None
     start = d_start if start is None else float(start)
     stop = d_stop if stop is None else float(stop)
     log = d_log if log is None else bool(log)
+    if not (math.isfinite(start) and math.isfinite(stop)):
+        raise ParameterError(f"{name}: an axis needs finite bounds; got {start!r}, {stop!r}")
+    if start == stop:
+        raise ParameterError(f"{name}: an axis needs start != stop; got {start!r} twice")
     if num < 2:
         raise ParameterError(f"num must be an integer >= 2; got {num}")
     if log:
@@ -148,6 +169,17 @@ class PhaseSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def rows_dict(self) -> dict:
+        """What the rows of ``phase.csv`` depend on: the spec without the quantity, except
+        for the model, the derived search (``lam_star``, ``chi_star``, ``kd_gain``) and its
+        column. Two specs with the same ``rows_dict`` share their rows (only the map
+        differs), so a diagram of another column re-uses a finished grid."""
+        out = self.to_dict()
+        out.pop("quantity")
+        out.update(model=self.model, derived=self.derived,
+                   optimised=self.column if self.derived else None)  # fmt: skip
+        return out
+
 
 def parse_quantity(quantity: str, x: str, y: str) -> tuple[str, str, str | None]:
     """``(model, column, derived)`` of a quantity name (see :class:`PhaseSpec`)."""
@@ -178,8 +210,17 @@ def parse_quantity(quantity: str, x: str, y: str) -> tuple[str, str, str | None]
             raise ParameterError("quantity chi_star is a student quantity: student.chi_star")
         return "student", "chi", "chi_star"
     if model == "student" and owner == "teacher":
-        return model, f"teacher_{name}", None
-    return model, name, None
+        column = "eps_bo_teacher" if name == "eps_bo" else f"teacher_{name}"
+    elif model == "student" and name == "eps_bo":
+        column = "eps_bo_student"
+    else:
+        column = name
+    if column not in row_columns(model):
+        names = TEACHER_COLUMNS if owner == "teacher" else STUDENT_COLUMNS
+        raise ParameterError(f"quantity {quantity!r} is not a {owner} column; use "
+                             f"{owner}.<{'|'.join(names)}>, student.lam_star, "
+                             "student.chi_star or kd_gain")  # fmt: skip
+    return model, column, None
 
 
 @dataclass(frozen=True)

@@ -84,8 +84,15 @@ def split_params(params_class, fixed: dict) -> tuple[dict, dict]:
 
 
 def validate_path(params_class, vary: str, values: Iterable[float], fixed: dict) -> None:
-    """Construct ``params_class`` at every value of the path: fail fast, before a long sweep."""
+    """Construct ``params_class`` at every value of the path: fail fast, before a long sweep.
+
+    Raises :class:`ParameterError` for an empty path or an invalid value (repeated values are
+    fine: the same point repeated)."""
     base, _ = split_params(params_class, fixed)
+    values = list(values)
+    if not values:
+        raise ParameterError("values must hold at least one value of the swept parameter; "
+                             "got an empty path")
     for value in values:
         params_class(**{**base, vary: float(value)})
 

@@ -44,10 +44,19 @@ def format_value(value: Any) -> str:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (temporary file in the same directory, fsync,
-    ``os.replace``): readers see the old file or the new one, never a mixture."""
+    ``os.replace``): readers see the old file or the new one, never a mixture.
+
+    The file gets the mode of the file it replaces, or that of a newly created file under the
+    process umask (``0666 & ~umask``), not the private ``0600`` of temporary files.
+    """
     path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", newline="") as fh:
             fh.write(text)
             fh.flush()
@@ -58,6 +67,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class _suppress_os_error:
@@ -207,7 +223,7 @@ class CsvJournal:
         if not out:
             return 0
         text = _lines(([self.columns] if new_header else []) + out)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
             data = text.encode()
             written = 0

@@ -55,16 +55,22 @@ def continuation(
     Returns
     -------
     list
-        One result per value, in order.
+        One result per value, in order. A value repeated right after its converged solution
+        (``[2, 2, 2]``) gets that same result again, not a re-solve.
     """
     results: list[R] = []
     state = initial
     last_value: float | None = None
+    last_result: R | None = None  # the result at last_value (converged)
     before: tuple | None = None  # (value, state) of the converged point before last
     iterator = wrap(values) if wrap is not None else values
     for value in iterator:
+        if last_result is not None and value == last_value:
+            results.append(last_result)
+            continue
         guess = state
-        if predict and before is not None and last_value is not None and state is not None:
+        if (predict and before is not None and last_value is not None and state is not None
+                and last_value != before[0]):  # fmt: skip
             guess = extrapolate(before[1], state, (value - last_value) / (last_value - before[0]))
         result = solve(value, guess)
         if not result.converged and guess is not state:
@@ -84,6 +90,7 @@ def continuation(
                 before = None
             state = result.state
             last_value = value
+            last_result = result
         results.append(result)
     return results
 

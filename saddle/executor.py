@@ -21,6 +21,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
@@ -74,8 +78,12 @@ def make_executor(
     Notes
     -----
     Local pools use the ``fork`` start method on Linux (workers inherit the compiled numba
-    kernels) and ``spawn`` elsewhere. On exit from an interrupted run the pool is shut down
-    without waiting and pending tasks are cancelled.
+    kernels) and ``spawn`` elsewhere. On Linux the kernel kills a worker when the *thread*
+    that started it exits: use the pool from the thread that entered this context. On exit
+    from an interrupted run (any exception, ``KeyboardInterrupt`` included) pending tasks are
+    cancelled and the workers are terminated at once. Workers never outlive the process that
+    created the pool, whatever kills it (even ``SIGKILL``, which cannot be caught): see
+    :func:`_worker_initializer`.
     """
     if scheduler is not None:
         with _dask_executor(scheduler) as executor:
@@ -86,18 +94,111 @@ def make_executor(
         yield SerialExecutor()
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(method))
+    pool = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_initializer, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        terminate_pool(pool)
         raise
     else:
         pool.shutdown(wait=True)
 
 
+def terminate_pool(pool: ProcessPoolExecutor, timeout: float = 5.0) -> None:
+    """Cancel the pending tasks of ``pool`` and terminate its workers now (not after their
+    current task, as ``shutdown(wait=False)`` alone would)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+
+
+# -- workers that die with their parent ---------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCHDOG_PERIOD = 0.25  # seconds between two checks of the parent's pid
+
+
+def _worker_initializer(parent_pid: int) -> None:
+    """Run in each pool worker at start: make sure it cannot outlive ``parent_pid``.
+
+    - Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` asks the kernel to kill the worker when its
+      parent dies, by any signal (``SIGKILL`` of the parent included);
+    - everywhere: a daemon thread that exits the worker as soon as its parent pid changes
+      (the worker was re-parented), the portable fallback;
+    - ``SIGINT`` is ignored (the parent coordinates Ctrl-C and terminates the workers) and
+      ``SIGTERM`` restored to its default (exit at once);
+    - standard input and output point to ``/dev/null``: results travel through the pool's
+      own pipes, and a worker must neither read the parent's terminal nor write into a pipe
+      that captures the parent's output (standard error is kept for tracebacks);
+    - BLAS uses one thread per worker (the pool is the parallelism: threaded BLAS in every
+      worker oversubscribes the cores; ``benchmarks/bench_cli.py`` measures the difference).
+    """
+    limit_blas_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="kd-replica-watchdog",
+                     daemon=True).start()  # fmt: skip
+    _detach_stdin_stdout()
+
+
+def limit_blas_threads(n: int = 1) -> bool:
+    """Limit the BLAS/OpenMP thread pools of this process to ``n`` threads (threadpoolctl);
+    False if that is not possible."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        return False
+    threadpool_limits(limits=int(n))
+    return True
+
+
+def _set_parent_death_signal(signum: int) -> bool:
+    """``prctl(PR_SET_PDEATHSIG, signum)`` on Linux; False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(WATCHDOG_PERIOD)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _detach_stdin_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+    except OSError:  # pragma: no cover
+        return
+    for fd in (0, 1):
+        with contextlib.suppress(OSError):
+            os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 @contextlib.contextmanager
-def _dask_executor(scheduler: Any) -> Iterator[Executor]:
+def _dask_executor(scheduler: Any, timeout: float = 10.0) -> Iterator[Executor]:
     try:
         from distributed import Client
     except ImportError:  # pragma: no cover - depends on the optional extra
@@ -105,7 +206,7 @@ def _dask_executor(scheduler: Any) -> Iterator[Executor]:
             "a Dask scheduler needs the optional dependency: pip install 'kd-replica[distributed]'"
         ) from None
     own = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own else scheduler
+    client = Client(scheduler, timeout=timeout) if own else scheduler
     try:
         yield client.get_executor()
     finally:

@@ -31,6 +31,8 @@ from simulations.wide_network import (
     train_distillation,
 )
 
+pytestmark = pytest.mark.slow  # trains finite-width networks: minutes
+
 
 def small_problem(n=40, d=10, n_test=100, seed=7):
     rng = np.random.default_rng(seed)

@@ -70,12 +70,61 @@ def test_threshold_lines_follow_the_parameters():
         (["--x", "alpha", "--y", "chi", "--x-range", "-1", "2"], "alpha"),
         (["--x", "alpha", "--y", "lam", "--quantity", "student.eps_g"], "y"),
         (["--x", "alpha", "--y", "chi", "--nx", "1"], "nx"),
+        (["--x", "alpha", "--y", "chi", "--quantity", "student.foo"], "quantity"),
+        (["--x", "alpha", "--y", "rho", "--quantity", "teacher.foo"], "quantity"),
+        (["--x", "alpha", "--y", "chi", "--quantity", "teacher.foo"], "quantity"),
     ],
 )
-def test_bad_phase_input_is_one_line(argv, name, tmp_path, capsys):
+def test_bad_phase_input_is_one_line(argv, name, tmp_path, capsys, monkeypatch):
+    import replica.sweep
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("computed before validating the input")
+
+    monkeypatch.setattr(replica.sweep, "solve_path", must_not_run)
     try:
         code = main(["phase", *argv, "--out", str(tmp_path / "x"), "--quiet"])
     except SystemExit as exc:
         code = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and name in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("model", ["teacher", "student"])
+def test_quantity_columns_are_those_of_the_solved_rows(model):
+    from replica.phase import row_columns
+    from replica.sweep import path_tasks, solve_path
+
+    fixed = {"lam": 0.1} if model == "teacher" else {"lam_t": 0.1, "lam_s": 1e-3}
+    (row,) = solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+    assert set(row) - {"index", "alpha"} == set(row_columns(model))
+
+
+def test_another_quantity_reuses_the_finished_grid(tmp_path, capsys, monkeypatch):
+    import replica.sweep
+
+    base = ["phase", "--x", "alpha", "--y", "rho", "--nx", "2", "--ny", "2", "--x-range", "1",
+            "3", "--y-range", "0.2", "0.3", "--out", str(tmp_path), "--quiet", "--workers", "1"]
+    assert main([*base, "--quantity", "teacher.eps_g"]) == 0
+    first = (tmp_path / "phase.csv").read_bytes()
+    capsys.readouterr()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("recomputed a finished grid")
+
+    monkeypatch.setattr(replica.sweep, "solve_path", must_not_run)
+    assert main([*base, "--quantity", "teacher.q"]) == 0
+    assert "resuming: 4 of 4 points" in capsys.readouterr().err
+    assert (tmp_path / "phase.csv").read_bytes() == first
+    # an optimum changes the rows: refused, not mixed in
+    assert main([*base, "--quantity", "teacher.lam_star"]) == 2
+
+
+def test_degenerate_or_infinite_axes_are_parameter_errors():
+    from replica.params import ParameterError
+    from replica.phase import axis_values
+
+    for start, stop in ((2.0, 2.0), (1.0, float("inf")), (float("nan"), 1.0)):
+        with pytest.raises(ParameterError, match="alpha"):
+            axis_values("alpha", start, stop, 3)

@@ -71,6 +71,7 @@ def _run_until(command, path, rows: int, sig) -> int:
     return proc.returncode
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_without_recomputing(tmp_path):
     out = tmp_path / "run"
     path = out / "curve.csv"
@@ -113,3 +114,24 @@ def test_other_sweep_in_the_same_output_is_refused(tmp_path, capsys):
     assert len(err) == 1 and "out" in err[0] and "--restart" in err[0]
     assert main([*base, "--lam", "0.5", "--restart"]) == 0
     assert os.path.exists(tmp_path / "curve.csv.meta.json")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_result_files_respect_the_umask(umask, tmp_path):
+    old = os.umask(umask)
+    try:
+        path = tmp_path / "out.csv"
+        j = CsvJournal(path, ("index",), {"run": 1})
+        j.append([{"index": 1, "x": 0.5}, {"index": 0, "x": 0.25}])
+        with open(path, "a") as fh:  # an interrupted line: reopening rewrites the file
+            fh.write("2,0.")
+        j = CsvJournal(path, ("index",), {"run": 1})
+        j.finalize()
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    for name in ("out.csv", "out.csv.meta.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    (tmp_path / "out.csv").chmod(0o640)  # a mode chosen by the user is kept on rewrite
+    CsvJournal(path, ("index",), {"run": 1}).finalize()
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -58,6 +58,7 @@ def test_teacher_prior_matches_numba_to_1e12():
         np.testing.assert_allclose(ours, numba, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_student_prior_matches_numba_to_1e12():
     derived = student_saddle_point().prior_function(STUDENT_PRIOR_ARGS)
     rng = _rng()
@@ -177,6 +178,7 @@ def test_square_loss_prox():
         assert numeric(*args) == pytest.approx(prox_square(args[0], args[1], 1.0, args[2]), 1e-14)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "alpha, rho, delta, lam", [(0.5, 0.2, 1.0, 0.1), (3.0, 0.3, 0.5, 1.0), (6.0, 0.5, 2.0, 0.02)]
 )

@@ -19,6 +19,8 @@ from replica.student import solve_student
 from replica.teacher import solve_teacher
 from simulations.monte_carlo import simulate_student, simulate_teacher
 
+pytestmark = pytest.mark.slow  # finite-size simulations of every checked point: minutes
+
 N = 1000
 SEEDS = 32
 SEED = 20261122

@@ -92,6 +92,7 @@ def test_linear_programming_separability_on_tiny_cases():
     assert not is_linearly_separable(X, np.array([1, 1, 0, 0]))  # XOR
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("eta", [1.0, 0.5], ids=["teacher", "student"])
 def test_separable_fraction_crosses_one_half_near_the_threshold(eta):
     # Exact separability (LP) of finite samples, N = 100: separable well below the threshold,

@@ -6,15 +6,18 @@ Each sub-module registers its commands through ``register(commands, curve, simul
 ``handler=function(args) -> int`` as its default.
 
 Exit codes: 0 success, 1 a fixed point that did not converge (reported, not hidden),
-2 bad input (one line naming the parameter).
+2 bad input (one line naming the parameter), 130 interrupted (Ctrl-C), 128 + N terminated by
+signal N (``SIGTERM``, ``SIGHUP``): finished points are on disk and worker processes stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import signal
 import sys
 
-from replica.cli.common import CliError, OneLineParser
+from replica.cli.common import CliError, OneLineParser, check_scheduler
 from replica.params import ParameterError
 
 COMMAND_MODULES = (
@@ -28,11 +31,27 @@ COMMAND_MODULES = (
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (or, in a source checkout, setup.cfg's)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("kd-replica")
+    except metadata.PackageNotFoundError:
+        import configparser
+        from pathlib import Path
+
+        config = configparser.ConfigParser()
+        config.read(Path(__file__).resolve().parents[2] / "setup.cfg")
+        return config.get("metadata", "version", fallback="unknown")
+
+
 def build_parser() -> OneLineParser:
     parser = OneLineParser(
         prog="kd-replica",
         description="Replica theory and simulations of solvable knowledge-distillation models.",
     )
+    parser.add_argument("--version", action="version", version=f"kd-replica {package_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     commands.required = True
     curve = commands.add_parser("curve", help="a theory curve along one parameter (CSV + PNG)")
@@ -48,15 +67,77 @@ def build_parser() -> OneLineParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM`` / ``SIGHUP`` received: unwind like Ctrl-C (workers stopped, files closed)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminate_cleanly():
+    """Turn ``SIGTERM`` and ``SIGHUP`` into :class:`Terminated` while a command runs."""
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is None:
+            continue
+        try:
+            previous[sig] = signal.signal(sig, _raise_terminated)
+        except ValueError:  # not the main thread: leave the handlers alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def single_threaded_blas():
+    """One BLAS thread while a command runs, unless the user chose a number
+    (``OPENBLAS_NUM_THREADS`` & co.); the previous limits are restored afterwards.
+
+    The matrices here are small (N ~ 10^2..10^3): threaded BLAS spends more time waking and
+    spinning its threads than it saves, and oversubscribes the cores next to the worker
+    pool (``benchmarks/bench_cli.py``: the demo 3x faster serially; README "Command line").
+    """
+    import os
+
+    if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kd-replica`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        if getattr(args, "scheduler", None) is not None:
+            check_scheduler(args.scheduler)  # before anything is created or computed
+        with _terminate_cleanly(), single_threaded_blas():
+            return int(args.handler(args) or 0)
     except (ParameterError, CliError) as exc:
         sys.stderr.write(f"kd-replica: error: {exc}\n")
         return 2
+    except Terminated as exc:
+        sys.stderr.write(f"kd-replica: terminated by {signal.Signals(exc.signum).name}\n")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         sys.stderr.write("kd-replica: interrupted\n")
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -42,6 +43,13 @@ def number(name: str, check: Callable[[str, float], float] | None = None):
 
     parse.__name__ = name
     return parse
+
+
+def finite(name: str, value: float) -> float:
+    """A range check for :func:`number`: any finite number (path ends, axis ranges)."""
+    if not math.isfinite(value):
+        raise ParameterError(f"{name} must be a finite number; got {value!r}")
+    return value
 
 
 def integer(name: str, minimum: int = 1):
@@ -91,11 +99,17 @@ def format_table(rows: Iterable[tuple[str, object]], title: str | None = None) -
     return "\n".join(lines)
 
 
+PROGRESS_DELAY = 0.5  # seconds before a progress bar appears
+
+
 def progress(iterable=None, *, total: int | None = None, desc: str = "", quiet: bool = False):
     """A tqdm progress bar (with ETA) on stderr, or a silent pass-through with ``quiet``."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False)
+    # shown after PROGRESS_DELAY seconds only: a run that has (almost) nothing left to do,
+    # e.g. one resumed from finished output, shows no bar at all
+    return tqdm(iterable, total=total, desc=desc, disable=quiet, file=sys.stderr, leave=False,
+                delay=PROGRESS_DELAY)
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -118,24 +132,82 @@ def add_executor_args(parser: argparse.ArgumentParser, *, resumable: bool = True
                             help="discard the output of an earlier run in --out and start over")
 
 
+SCHEDULER_TIMEOUT = 5.0  # seconds to reach a --scheduler before giving up
+
+
+def check_scheduler(address: str, timeout: float = SCHEDULER_TIMEOUT) -> None:
+    """Fail fast (one line, before anything is computed or created) on a ``--scheduler`` that
+    is malformed or cannot be reached within ``timeout`` seconds."""
+    import socket
+
+    try:
+        from distributed.comm.addressing import parse_address, parse_host_port
+    except ImportError:
+        raise CliError("scheduler: Dask is not installed "
+                       "(pip install 'kd-replica[distributed]')") from None
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return  # other transports (ucx, inproc): left to Dask
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise CliError(f"scheduler must be an address like tcp://HOST:8786; got {address!r} "
+                       f"({exc})") from None
+    if not host:
+        raise CliError(f"scheduler must name a host, like tcp://HOST:8786; got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise CliError(f"scheduler: cannot reach {address!r} within {timeout:g} s: "
+                       f"{reason}") from None
+    _dask_handshake(address, timeout)
+
+
+def _dask_handshake(address: str, timeout: float) -> None:
+    """Connect a Dask client and disconnect: something that is not a Dask scheduler (or one
+    that does not answer in time) fails here, not in the middle of a command."""
+    from distributed import Client
+
+    try:
+        Client(address, timeout=timeout).close()
+    except Exception as exc:  # noqa: BLE001 - whatever the peer did, one line
+        raise CliError(f"scheduler: no Dask scheduler answers at {address!r} "
+                       f"({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def executor_from_args(args: argparse.Namespace, n_tasks: int | None = None):
     """The executor context manager of ``--workers`` / ``--scheduler`` (no more local workers
-    than ``n_tasks``)."""
+    than ``n_tasks``); a scheduler that fails to answer is a one-line error."""
     from saddle.executor import default_workers, make_executor
 
-    scheduler = getattr(args, "scheduler", None)
-    if scheduler is not None:
-        try:
-            import distributed  # noqa: F401
-        except ImportError:
-            raise CliError("scheduler: Dask is not installed "
-                           "(pip install 'kd-replica[distributed]')") from None
+    scheduler = getattr(args, "scheduler", None)  # checked by main() before the command
     workers = getattr(args, "workers", None)
     if workers is None:
         workers = default_workers()
     if n_tasks is not None:
         workers = max(1, min(workers, n_tasks))
-    return make_executor(workers, scheduler)
+    return _one_line_connection_errors(make_executor(workers, scheduler), scheduler)
+
+
+@contextlib.contextmanager
+def _one_line_connection_errors(executor_manager, scheduler):
+    stack = contextlib.ExitStack()
+    try:
+        executor = stack.enter_context(executor_manager)
+    except Exception as exc:  # noqa: BLE001 - a cluster that went away since check_scheduler
+        if scheduler is None:
+            raise
+        raise CliError(f"scheduler: cannot connect to {scheduler!r} "
+                       f"({_first_line(exc)})") from None
+    with stack:
+        yield executor
 
 
 def open_journal(path, key, meta: dict, restart: bool = False):
@@ -164,13 +236,25 @@ def note_resume(journal, total: int) -> None:
 
 
 class Progress:
-    """A progress bar counting points, usable as ``run_tasks(progress=...)``."""
+    """A progress bar counting points, usable as ``run_tasks(progress=...)``.
 
-    def __init__(self, total: int, desc: str, quiet: bool):
-        self.bar = progress(total=total, desc=desc, quiet=quiet)
+    ``already`` points were found done by an earlier run (the journal's ``resumed``): the bar
+    starts there rather than at 0 %, the first ``already`` points reported (``run_tasks``
+    reports the skipped ones first) are absorbed, and a run with nothing left shows no bar.
+    """
+
+    def __init__(self, total: int, desc: str, quiet: bool, already: int = 0):
+        already = max(0, min(int(already), total))
+        self.absorb = already
+        self.bar = progress(total=total, desc=desc, quiet=quiet or already >= total)
+        if already:
+            self.bar.update(already)
 
     def __call__(self, n: int) -> None:
-        self.bar.update(n)
+        absorbed = min(n, self.absorb)
+        self.absorb -= absorbed
+        if n - absorbed:
+            self.bar.update(n - absorbed)
 
     def close(self) -> None:
         self.bar.close()
@@ -180,3 +264,35 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+COMPILE_NOTICE_AFTER = 1.0  # seconds of kernel preparation before saying so
+
+
+def prepare_kernels(quiet: bool = False, models: tuple = ("teacher", "student")) -> float:
+    """Load the numba kernels of the replica solvers in this process, compiling them on first
+    use, before any worker is forked (the workers inherit them instead of each loading or
+    compiling its own). Says so on stderr if that takes more than a second, instead of
+    sitting silently at a 0 % bar. Returns the seconds it took."""
+    import threading
+    import time
+
+    from replica.sweep import path_tasks, solve_path
+
+    def notice() -> None:
+        sys.stderr.write("kd-replica: preparing the numba kernels (compiled on first use, "
+                         "then cached on disk for later runs) ...\n")
+        sys.stderr.flush()
+
+    timer = threading.Timer(COMPILE_NOTICE_AFTER, notice)
+    timer.daemon = True
+    if not quiet:
+        timer.start()
+    start = time.perf_counter()
+    try:
+        for model, fixed in (("teacher", {"lam": 0.1}), ("student", {"lam_t": 0.1})):
+            if model in models:
+                solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+    finally:
+        timer.cancel()
+    return time.perf_counter() - start

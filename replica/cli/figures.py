@@ -12,6 +12,7 @@ from replica.cli.common import (
     executor_from_args,
     integer,
     number,
+    prepare_kernels,
 )
 from replica.cli.models import output_dir, warn
 from replica.params import check_positive
@@ -32,16 +33,21 @@ def register(commands, curve, simulate) -> None:
     p.set_defaults(handler=run)
 
 
-def add_figure_args(p: argparse.ArgumentParser, *, out: str, n: int, seeds: int) -> None:
+def add_figure_args(p: argparse.ArgumentParser, *, out: str, n: int, seeds: int,
+                    resolution: float = 1.0, optional_simulations: bool = True) -> None:
+    """Options of ``figure`` and ``demo`` (``demo`` always simulates: no
+    ``--with-simulations``)."""
     p.add_argument("--out", default=out, help=f"output directory (default {out})")
-    p.add_argument("--with-simulations", action="store_true",
-                   help="add finite-size simulation points with error bars")
+    if optional_simulations:
+        p.add_argument("--with-simulations", action="store_true",
+                       help="add finite-size simulation points with error bars")
     p.add_argument("--n", type=integer("n", 10), default=n, help=f"simulation N (default {n})")
     p.add_argument("--seeds", type=integer("seeds", 2), default=seeds,
                    help=f"seeds per simulation point (default {seeds})")
     p.add_argument("--seed", type=integer("seed", 0), default=0, help="base seed")
-    p.add_argument("--resolution", type=number("resolution", check_positive), default=1.0,
-                   help="scale of the number of theory points per curve (default 1)")
+    p.add_argument("--resolution", type=number("resolution", check_positive),
+                   default=resolution,
+                   help=f"scale of the number of theory points per curve (default {resolution:g})")
     add_executor_args(p, resumable=False, segment=25)
     add_quiet(p)
 
@@ -65,6 +71,7 @@ def make(args: argparse.Namespace, number_: int) -> int:
 
     from saddle.checkpoint import CheckpointMismatch
 
+    prepare_kernels(args.quiet)
     with executor_from_args(args) as executor:
         try:
             paths = make_figure(number_, out, resolution=args.resolution, executor=executor,
@@ -79,4 +86,4 @@ def make(args: argparse.Namespace, number_: int) -> int:
         warn(f"{diverged} theory points have no finite solution (status 3 in the CSV)")
     names = ", ".join(p.name for p in paths.values())
     print(f"wrote {names} in {out}")
-    return 0
+    return 1 if failed else 0

@@ -174,14 +174,14 @@ def _plots(out: Path, tr: dict[str, np.ndarray], title: str, summary: dict) -> l
 
 def run(args: argparse.Namespace) -> int:
     """Run the experiment and write CSV, NPZ, JSON and PNG files; returns the exit code."""
+    from replica.cli.models import output_dir
     from simulations.wide_network import run_kernel_experiment
 
     config = _config(args)
-    out = Path(args.out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"--out cannot create directory {str(out)!r}: {exc.strerror}") from None
+        out = output_dir(args.out)
+    except CliError as exc:  # this command names its flags with their dashes
+        raise CliError(f"--{exc}") from None
     state = {"bar": None, "last": 0}
 
     def tick(k: int) -> None:

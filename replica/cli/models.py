@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from replica.cli.common import CliError, integer, number
+from replica.cli.common import CliError, finite, integer, number
 from replica.params import (
     check_nonnegative,
     check_open_unit,
@@ -74,8 +74,11 @@ def student_kwargs(args: argparse.Namespace) -> dict:
 def add_path_args(parser: argparse.ArgumentParser, variables: tuple[str, ...]) -> None:
     choices = [v.replace("_", "-") for v in variables]
     parser.add_argument("--vary", required=True, choices=choices, help="parameter to sweep")
-    parser.add_argument("--start", type=number("start"), required=True)
-    parser.add_argument("--stop", type=number("stop"), required=True)
+    parser.add_argument("--start", type=number("start", finite), required=True,
+                        help="first value of the swept parameter (the path may go down)")
+    parser.add_argument("--stop", type=number("stop", finite), required=True,
+                        help="last value of the swept parameter (included; equal to --start "
+                             "repeats one point)")
     parser.add_argument("--num", type=integer("num", 2), default=60, help="points (default 60)")
     parser.add_argument("--log", action="store_true", help="geometric spacing")
     parser.add_argument("--out", required=True, help="output directory (created)")
@@ -90,11 +93,20 @@ def path_values(args: argparse.Namespace) -> np.ndarray:
 
 
 def output_dir(path: str) -> Path:
+    """Create the output directory (with its parents) and check that files can be written in
+    it, before any computation: a one-line ``out`` error otherwise."""
+    import tempfile
+
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CliError(f"out: cannot create directory {path!r}: {exc.strerror}") from None
+    try:  # the permission bits do not tell (root, read-only mounts, ACLs): try it
+        with tempfile.TemporaryFile(dir=out, prefix=".kd-replica-probe"):
+            pass
+    except OSError as exc:
+        raise CliError(f"out: cannot write in directory {path!r}: {exc.strerror}") from None
     return out
 
 

@@ -10,10 +10,12 @@ from replica.cli.common import (
     add_executor_args,
     add_quiet,
     executor_from_args,
+    finite,
     integer,
     note_resume,
     number,
     open_journal,
+    prepare_kernels,
 )
 from replica.cli.models import add_student_params, output_dir, student_kwargs
 from replica.params import check_nonnegative
@@ -38,7 +40,8 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--quantity", default="student.eps_g", help="what to map (default "
                    "student.eps_g)")  # fmt: skip
     for axis in ("x", "y"):
-        p.add_argument(f"--{axis}-range", nargs=2, type=number(f"{axis}-range"), default=None,
+        p.add_argument(f"--{axis}-range", nargs=2, type=number(f"{axis}-range", finite),
+                       default=None,
                        metavar=("START", "STOP"), help=f"{axis} range (default per parameter)")
         p.add_argument(f"--n{axis}", type=integer(f"n{axis}", 2), default=50,
                        help=f"grid points along {axis} (default 50)")
@@ -64,6 +67,9 @@ def build_spec(args: argparse.Namespace):
     for axis, name in (("x", x), ("y", y)):
         rng = getattr(args, f"{axis}_range")
         start, stop = (None, None) if rng is None else rng
+        if rng is not None and start == stop:
+            raise CliError(f"{axis}-range must have START != STOP (a diagram needs an "
+                           f"interval); got {start:g} {stop:g}")
         values[axis] = axis_values(name, start, stop, getattr(args, f"n{axis}"),
                                    getattr(args, f"{axis}_log"))  # fmt: skip
     if model == "teacher":
@@ -83,12 +89,16 @@ def run(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     out = output_dir(args.out)
     tasks = phase_tasks(spec, segment=args.segment)
-    meta = {"command": "phase", "spec": spec.to_dict(), "segment": args.segment}
+    # the rows do not depend on which of their columns is mapped: --quantity student.q after
+    # a student.eps_g run re-uses its grid (only phase.png is redrawn)
+    meta = {"command": "phase", "rows": spec.rows_dict(), "segment": args.segment}
     journal = open_journal(out / "phase.csv", ("iy", "ix"), meta, args.restart)
     total = len(spec.x_values) * len(spec.y_values)
     note_resume(journal, total)
+    if journal.resumed < total:
+        prepare_kernels(args.quiet)
     with executor_from_args(args, len(tasks)) as executor, \
-            Progress(total, "phase diagram", args.quiet) as bar:  # fmt: skip
+            Progress(total, "phase diagram", args.quiet, journal.resumed) as bar:
         diagram = compute_phase(spec, executor=executor, journal=journal, progress=bar,
                                 segment=args.segment)  # fmt: skip
     plot_phase(diagram, out / "phase.png")
@@ -101,4 +111,4 @@ def run(args: argparse.Namespace) -> int:
     if diverged:
         warn(f"{diverged} of {total} points have no finite solution (status 3 in phase.csv)")
     print(f"wrote {out / 'phase.csv'} and {out / 'phase.png'}")
-    return 0
+    return 1 if failed else 0

@@ -9,6 +9,7 @@ from replica.cli.common import (
     add_executor_args,
     add_quiet,
     format_table,
+    prepare_kernels,
     print_json,
 )
 from replica.cli.models import (
@@ -44,6 +45,7 @@ def register(commands, curve, simulate) -> None:
 def run_point(args: argparse.Namespace) -> int:
     from replica.student import solve_student
 
+    prepare_kernels(models=("student",))  # says so if compiling takes a while
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = solve_student(**student_kwargs(args))

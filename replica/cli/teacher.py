@@ -14,6 +14,7 @@ from replica.cli.common import (
     integer,
     note_resume,
     open_journal,
+    prepare_kernels,
     print_json,
 )
 from replica.cli.models import (
@@ -60,6 +61,7 @@ def add_simulation_args(parser: argparse.ArgumentParser, *, n: int, seeds: int) 
 def run_point(args: argparse.Namespace) -> int:
     from replica.teacher import solve_teacher
 
+    prepare_kernels(models=("teacher",))  # says so if compiling takes a while
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sol = solve_teacher(**teacher_kwargs(args))
@@ -102,18 +104,21 @@ def run_curve_command(
             "segment": args.segment}  # fmt: skip
     journal = open_journal(out / "curve.csv", ("index",), meta, args.restart)
     note_resume(journal, len(values))
+    if journal.resumed < len(values):
+        prepare_kernels(args.quiet)
     with executor_from_args(args, len(tasks)) as executor, \
-            Progress(len(values), f"{model} curve", args.quiet) as bar:  # fmt: skip
+            Progress(len(values), f"{model} curve", args.quiet, journal.resumed) as bar:
         rows = run_tasks(tasks, executor=executor, journal=journal, progress=bar)
     curve = Curve(model, vary, fixed, rows_to_columns(rows))
     plot_curve(curve, out / "curve.png", series=series, bounds=bounds)
-    report_failures(curve)
+    failed = report_failures(curve)
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
-    return 0
+    return 1 if failed else 0
 
 
-def report_failures(curve) -> None:
-    """Warn about points that did not converge or have no finite solution."""
+def report_failures(curve) -> int:
+    """Warn about points that did not converge or have no finite solution; returns the number
+    that did not converge (exit code 1 if any: status 3, no finite solution, is an answer)."""
     status = curve.columns.get("status", [])
     diverged = sum(s == 3 for s in status)
     failed = sum((not ok) for ok, s in zip(curve.columns["converged"], status or
@@ -123,6 +128,7 @@ def report_failures(curve) -> None:
     if diverged:
         warn(f"{diverged} of {len(curve)} points have no finite solution "
              "(status 3 in curve.csv: unregularised on separable data)")  # fmt: skip
+    return failed
 
 
 def run_simulation(args: argparse.Namespace) -> int:
