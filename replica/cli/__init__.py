@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "replica.cli.thresholds",
     "replica.cli.phase",
     "replica.cli.figures",
+    "replica.cli.chain",
 )
 
 
