@@ -1,7 +1,7 @@
 """Distillation chains: replica-symmetric fixed points of K + 1 stages on the same samples.
 
 Stage 0 is ridge logistic regression on noisy labels (or the Bayes-optimal proxy); stage
-``k >= 1`` is trained on the same inputs with the loss
+``k >= 1`` is trained on the same inputs with the loss::
 
     (1 - chi_k) CE(y_obs, sigma(h)) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
 
