@@ -11,7 +11,8 @@ eigenbasis: mode ``i`` of the error ``p = Q^T (x(0) - x*)`` is multiplied by
 at many times therefore cost one matrix product, and per-mode rates and hitting times are closed
 forms.
 
-Nothing here knows about learning; ``replica.kernel`` maps the kernel-regime student onto it.
+Nothing here knows about learning; ``replica.kernel_regime`` maps the kernel-regime student onto
+it.  Generic numerics: this module imports nothing from ``replica`` or ``simulations``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from replica.params import ParameterError, check_nonnegative, check_positive
+
+class DynamicsInputError(ValueError):
+    """Invalid input to the linear-dynamics solver (a ``ValueError``; the message names it)."""
+
+
+def check_positive(name: str, value) -> float:
+    """``value`` as a float > 0 (finite), else :class:`DynamicsInputError` naming ``name``."""
+    x = float(value)
+    if not (np.isfinite(x) and x > 0):
+        raise DynamicsInputError(f"{name} must be positive and finite; got {value!r}")
+    return x
+
+
+def check_nonnegative(name: str, value) -> float:
+    """``value`` as a float >= 0 (finite), else :class:`DynamicsInputError` naming ``name``."""
+    x = float(value)
+    if not (np.isfinite(x) and x >= 0):
+        raise DynamicsInputError(f"{name} must be non-negative and finite; got {value!r}")
+    return x
 
 #: Relative tolerance below which a negative eigenvalue is rounding noise (and set to 0).
 PSD_RTOL = 1e-10
@@ -46,21 +65,21 @@ def symmetric_eigh(A: np.ndarray, *, name: str = "A") -> tuple[np.ndarray, np.nd
 
     Raises
     ------
-    ParameterError
+    DynamicsInputError
         If ``A`` is not square, not finite, not symmetric or has a clearly negative eigenvalue.
     """
     A = np.asarray(A, dtype=float)
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
-        raise ParameterError(f"{name} must be a non-empty square matrix; got shape {A.shape}")
+        raise DynamicsInputError(f"{name} must be a non-empty square matrix; got shape {A.shape}")
     if not np.all(np.isfinite(A)):
-        raise ParameterError(f"{name} must be finite")
+        raise DynamicsInputError(f"{name} must be finite")
     scale = max(float(np.max(np.abs(A))), np.finfo(float).tiny)
     if np.max(np.abs(A - A.T)) > 1e-8 * scale:
-        raise ParameterError(f"{name} must be symmetric")
+        raise DynamicsInputError(f"{name} must be symmetric")
     mu, Q = np.linalg.eigh(0.5 * (A + A.T))
     floor = -PSD_RTOL * max(float(np.max(np.abs(mu))), np.finfo(float).tiny) * A.shape[0]
     if mu[0] < floor:
-        raise ParameterError(
+        raise DynamicsInputError(
             f"{name} must be positive semi-definite; smallest eigenvalue {mu[0]:.3g}"
         )
     return np.maximum(mu, 0.0), Q
@@ -69,14 +88,14 @@ def symmetric_eigh(A: np.ndarray, *, name: str = "A") -> tuple[np.ndarray, np.nd
 def _as_steps(steps) -> np.ndarray:
     k = np.atleast_1d(np.asarray(steps))
     if k.size and (not np.all(np.isfinite(k)) or np.any(k < 0) or np.any(k != np.round(k))):
-        raise ParameterError("steps must be non-negative integers")
+        raise DynamicsInputError("steps must be non-negative integers")
     return k.astype(np.int64)
 
 
 def _as_times(times) -> np.ndarray:
     t = np.atleast_1d(np.asarray(times, dtype=float))
     if t.size and (not np.all(np.isfinite(t)) or np.any(t < 0)):
-        raise ParameterError("times must be non-negative and finite")
+        raise DynamicsInputError("times must be non-negative and finite")
     return t
 
 
@@ -165,11 +184,11 @@ class LinearDynamics:
         x_star = np.asarray(fixed_point, dtype=float).reshape(-1)
         x0 = np.asarray(initial, dtype=float).reshape(-1)
         if x_star.shape != (n,):
-            raise ParameterError(f"fixed_point must have length {n}; got {x_star.shape}")
+            raise DynamicsInputError(f"fixed_point must have length {n}; got {x_star.shape}")
         if x0.shape != (n,):
-            raise ParameterError(f"initial must have length {n}; got {x0.shape}")
+            raise DynamicsInputError(f"initial must have length {n}; got {x0.shape}")
         if not (np.all(np.isfinite(x_star)) and np.all(np.isfinite(x0))):
-            raise ParameterError("fixed_point and initial must be finite")
+            raise DynamicsInputError("fixed_point and initial must be finite")
         mu = np.asarray(eigenvalues, dtype=float)
         return cls(mu, np.asarray(eigenvectors, dtype=float), x_star, x0, step)
 

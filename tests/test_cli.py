@@ -165,15 +165,15 @@ UNWRITABLE_OUT = [
 @pytest.mark.parametrize("argv", UNWRITABLE_OUT, ids=lambda a: a[0])
 def test_unwritable_out_is_one_line_before_any_work(argv, tmp_path, capsys, monkeypatch):
     import replica.figures  # noqa: F401 - imported before the patch, which must not leak
+    import replica.kernel_regime.trajectory
     import replica.phase  # noqa: F401
     import replica.sweep
-    import simulations.wide_network
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("computed before checking --out")
 
     monkeypatch.setattr(replica.sweep, "solve_path", must_not_run)
-    monkeypatch.setattr(simulations.wide_network, "run_kernel_experiment", must_not_run)
+    monkeypatch.setattr(replica.kernel_regime.trajectory, "run_trajectory", must_not_run)
     out = _unwritable_dir(tmp_path)
     line = _one_line_error(capsys, [*argv, "--out", out, "--quiet", "--workers", "1"]
                            if argv[0] != "kernel" else [*argv, "--out", out], "out")

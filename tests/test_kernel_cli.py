@@ -1,4 +1,5 @@
-"""The ``kd-replica kernel`` command: outputs and one-line errors."""
+"""The ``kd-replica kernel`` commands (single run, compare, sweep, lottery): outputs and one-line
+errors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from replica.cli import main
 
 SMALL = ["kernel", "--n", "30", "--d", "10", "--width", "256", "--steps", "150",
          "--n-test", "200", "--record-points", "20", "--quiet"]
+TINY = ["--n", "30", "--d", "10", "--width", "256", "--steps", "100", "--n-test", "200",
+        "--n-privileged", "100", "--seeds", "2", "--workers", "1", "--quiet"]
 
 
 def run_cli(argv):
@@ -27,7 +30,7 @@ def test_kernel_is_registered():
     assert "replica.cli.kernel" in replica.cli.COMMAND_MODULES
 
 
-@pytest.mark.parametrize("teacher", ["wide", "noisy"])
+@pytest.mark.parametrize("teacher", ["privileged", "noisy"])
 def test_kernel_command_writes_csv_json_and_plots(tmp_path, capsys, teacher):
     out = tmp_path / "run"
     rc = run_cli(SMALL + ["--teacher", teacher, "--out", str(out)])
@@ -35,7 +38,8 @@ def test_kernel_command_writes_csv_json_and_plots(tmp_path, capsys, teacher):
     printed = json.loads(capsys.readouterr().out)
     summary = json.loads((out / "summary.json").read_text())
     assert printed == summary
-    assert summary["config"]["teacher"] == teacher
+    assert summary["setup"]["teacher"] == teacher
+    assert summary["setup"]["init"] == "symmetric"  # the default
     assert summary["theory_final_fixed_point_rms"] < 1e-2
     for name in ["kernel_loss.png", "kernel_test_error.png", "kernel_distance.png"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -75,8 +79,10 @@ def test_symmetric_init_adds_the_linearised_curve(tmp_path, capsys):
         (["--lr", "-0.1"], "--lr"),
         (["--smooth", "0.5"], "--smooth"),
         (["--flip", "2"], "--flip"),
-        (["--init", "symmetric", "--width", "255"], "--width"),
-        (["--init", "symmetric", "--teacher-width", "255"], "--teacher-width"),
+        (["--width", "255"], "--width"),
+        (["--teacher", "wide", "--teacher-width", "255"], "--teacher-width"),
+        (["--dataset", "imagenet"], "--dataset"),
+        (["--dataset", "digits", "--n-privileged", "1700"], "--n-test"),
         (["--steps", "-3"], "--steps"),
     ],
 )
@@ -105,3 +111,75 @@ def test_missing_out_end_to_end():
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--out" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_random_init_has_no_linearised_curve(tmp_path, capsys):
+    out = tmp_path / "rand"
+    rc = run_cli(SMALL + ["--init", "random", "--teacher", "noisy", "--no-plots",
+                          "--out", str(out)])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert "linearised_final_test_error" not in summary
+    assert summary["setup"]["init"] == "random"
+
+
+def test_compare_command(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    rc = run_cli(["kernel", "compare", *TINY, "--lam", "2", "--out", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    for label in ["lambda = 0 (baseline)", "lambda = 2, equal step",
+                  "lambda = 2, equal effective step"]:
+        assert label in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["mode"] for r in summary["runs"]] == ["baseline", "equal step",
+                                                    "equal effective step"]
+    assert summary["runs"][0]["network"]["test_error"]["n"] == 2
+    assert (out / "kernel_spectrum.png").read_bytes()[:4] == b"\x89PNG"
+    with (out / "runs.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 3 * 2 and "network_iterations" in rows[0]
+
+
+@pytest.mark.parametrize("vary, extra", [("lam", ["--values", "0.5,2"]),
+                                         ("teacher-quality", ["--teacher", "noisy",
+                                                              "--values", "0,0.3"])])
+def test_sweep_command(tmp_path, capsys, vary, extra):
+    out = tmp_path / vary
+    rc = run_cli(["kernel", "sweep", "--vary", vary, *TINY, *extra, "--no-network",
+                  "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    if vary == "lam":
+        assert set(summary["curves"]) == {"equal step", "equal effective step"}
+        for pts in summary["curves"].values():
+            assert [p["lam"] for p in pts] == [0.0, 0.5, 2.0]  # the baseline is always drawn
+        assert (out / "kernel_sweep_train_error_vs_capacity.png").exists()
+    else:
+        assert summary["parameter"] == "flip" and summary["baseline"]["lam"] == 0.0
+    assert (out / "kernel_sweep_test_error.png").exists()
+    assert (out / "kernel_sweep_iterations.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["kernel", "compare", "--seeds", "0"], "--seeds"),
+        (["kernel", "compare", "--lam", "x"], "--lam"),
+        (["kernel", "sweep", "--vary", "width"], "--vary"),
+        (["kernel", "sweep", "--vary", "lam", "--values", "1,a"], "--values"),
+        (["kernel", "sweep", "--vary", "lam", "--values", "-1"], "--lam"),
+        (["kernel", "lottery", "--keep", "1.5"], "--keep"),
+        (["kernel", "compare"], "--out"),
+    ],
+)
+def test_subcommand_errors_are_one_line(tmp_path, capsys, argv, name):
+    if "--out" not in argv and name != "--out":
+        argv = argv + ["--out", str(tmp_path / "x")]
+    rc = run_cli(argv + ["--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert name in lines[0]
+    assert "Traceback" not in err

@@ -1,4 +1,4 @@
-"""Unit tests of the kernel-regime formulas (replica.kernel) and the linear-dynamics solver."""
+"""Unit tests of the kernel-regime formulas (replica.kernel_regime) and the linear dynamics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from replica.kernel import (
+from replica.kernel_regime import (
     NTK_AT_ONE,
     capacity_measure,
     distillation_fixed_point,
@@ -25,7 +25,12 @@ from replica.kernel import (
     spectral_teacher,
 )
 from replica.params import ParameterError
-from saddle.linear_dynamics import LinearDynamics, cumulative_gain, symmetric_eigh
+from saddle.linear_dynamics import (
+    DynamicsInputError,
+    LinearDynamics,
+    cumulative_gain,
+    symmetric_eigh,
+)
 from simulations.data import sample_mixture
 
 
@@ -236,13 +241,13 @@ def test_linear_dynamics_null_space_and_validation():
     dyn = LinearDynamics.from_matrix(A, x_star, x_star + rng.standard_normal(6), 0.1)
     assert dyn.iterations_to_reach(1e-6, max_steps=10**6) == math.inf
     assert dyn.flow_time_to_reach(1e-6) == math.inf
-    with pytest.raises(ParameterError, match="positive semi-definite"):
+    with pytest.raises(DynamicsInputError, match="positive semi-definite"):
         symmetric_eigh(-np.eye(3))
-    with pytest.raises(ParameterError, match="symmetric"):
+    with pytest.raises(DynamicsInputError, match="symmetric"):
         symmetric_eigh(np.array([[1.0, 2.0], [0.0, 1.0]]))
-    with pytest.raises(ParameterError, match="step"):
+    with pytest.raises(DynamicsInputError, match="step"):
         LinearDynamics.from_matrix(np.eye(2), np.zeros(2), np.ones(2), 0.0)
-    with pytest.raises(ParameterError, match="steps"):
+    with pytest.raises(DynamicsInputError, match="steps"):
         dyn.trajectory([-1])
 
 
