@@ -45,7 +45,24 @@ API_GROUPS = {
     "simulations": ("simulations: finite-size checks", [
         "data", "estimators", "monte_carlo", "wide_network"]),
 }
+
+
 API_SKIP = ("replica.cli", "replica.__main__")
+
+
+def _subpackages() -> list[str]:
+    """Sub-packages without a group of their own (e.g. ``replica.kernel_regime``)."""
+    found = []
+    for top in ("replica", "saddle", "simulations"):
+        for init in sorted((ROOT / top).rglob("__init__.py")):
+            name = ".".join(init.parent.relative_to(ROOT).parts)
+            if name not in API_GROUPS and not name.startswith(API_SKIP) and name != top:
+                found.append(name)
+    return found
+
+
+for _package in _subpackages():
+    API_GROUPS[_package] = (_package, [""])
 API_INTRO = """# API reference
 
 Generated from the docstrings (numpy style) of every module. Docstrings cite the equations
@@ -111,7 +128,10 @@ nb_execution_mode = "off"
 nb_merge_streams = True
 
 # API reference from the numpy-style docstrings.
-autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
+# Document what each module defines, not what its __all__ re-exports (aliases, package
+# namespaces), so that every object is described once.
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False,
+                           "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 autodoc_inherit_docstrings = False
