@@ -179,6 +179,141 @@ def teacher_field_probes(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, temper
             out[4 * cls + 2, k] = a * V / (1.0 + a * V)
             out[4 * cls + 3, k] = 4.0 * sigmoid_prime(x)
 
+# Composite rules split at the kinks of the student's proximal map (see
+# :func:`student_split_rule`): truncation of the Gaussian, largest panel, and the most panels.
+SPLIT_CUTOFF = 8.5
+SPLIT_MAX_PANEL = 1.0
+SPLIT_MAX_PANELS = 480
+SPLIT_MIN_WIDTH = 1e-9
+# Below this value of ``V a(0)`` the proximal map has no sharp kink (it is smooth on the scale
+# of the field): no splitting.
+KINK_MIN_SATURATION = 4.0
+
+
+@njit(cache=True)
+def student_curvature_slope(h, chi, kd_weight, temperature):
+    """``a'(h) = (1 - chi) sigma''(h) + (kd_weight / T^3) sigma''(h / T)``."""
+    x = h / temperature
+    s1 = sigmoid(h)
+    s2 = sigmoid(x)
+    return (1.0 - chi) * sigmoid_prime(h) * (1.0 - 2.0 * s1) + kd_weight * sigmoid_prime(x) * (
+        1.0 - 2.0 * s2
+    ) / (temperature * temperature * temperature)
+
+
+@njit(cache=True)
+def student_kink(V, chi, kd_weight, temperature):
+    """Where the student's proximal map bends: ``(h_k, width)``, or ``(0, 0)`` if it does not.
+
+    The loss curvature ``a(h)`` (:func:`student_curvature`) is even and decreasing in ``|h|``
+    and does not depend on the targets. Where ``V a >> 1`` the proximal point barely moves
+    (``f = (h* - om)/V`` is linear in ``om`` with slope ``-1/V``); where ``V a << 1`` the loss
+    saturates (``f`` is constant). The crossover ``V a(h_k) = 1`` is a kink of ``f(om)`` at
+    ``om = +-h_k + V L'(+-h_k)``, of width ``(1 + a V) a / |a'| = 2 a / |a'|`` in ``om`` (the
+    scale of the loss there, ~``min(1, T)``). Found by bisection (``a`` is monotone).
+    """
+    if V * student_curvature(0.0, chi, kd_weight, temperature) <= KINK_MIN_SATURATION:
+        return 0.0, 0.0
+    # sigma'(x) <= exp(-|x|): beyond hi both terms are below 1 / (2 V).
+    hi = 1.0
+    if chi < 1.0:
+        hi = max(hi, math.log(2.0 * V * (1.0 - chi) + 1.0) + 1.0)
+    if kd_weight > 0.0:
+        hi = max(hi, temperature * (math.log(2.0 * V * kd_weight / temperature**2 + 1.0) + 1.0))
+    lo = 0.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if V * student_curvature(mid, chi, kd_weight, temperature) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo <= 1e-12 * (1.0 + hi):
+            break
+    h_k = 0.5 * (lo + hi)
+    a = student_curvature(h_k, chi, kd_weight, temperature)
+    slope = abs(student_curvature_slope(h_k, chi, kd_weight, temperature))
+    return h_k, 2.0 * a / max(slope, 1e-300)
+
+
+@njit(cache=True)
+def student_loss_slope(h, chi, p, kd_weight, temperature, t):
+    """``L'(h) = (1 - chi) (sigma(h) - p) + (kd_weight / T) (sigma(h / T) - t)``."""
+    return (1.0 - chi) * (sigmoid(h) - p) + kd_weight * (sigmoid(h / temperature) - t) / temperature
+
+
+@njit(cache=True)
+def student_split_rule(kink_lo, kink_mid, kink_hi, width, gx, gw, z_out, w_out):
+    """A composite Gauss-Legendre rule for ``E[g(Z)]`` graded towards three kinks of ``g``.
+
+    Panels on ``[-8.5, 8.5]`` shrink geometrically towards the kinks ``kink_lo, kink_mid,
+    kink_hi``
+    (in units of ``Z``), down to ``width`` (the kinks' own width): a panel ahead of a kink at
+    distance ``d`` has length ``d / 2``, one behind it length ``d``, so that the nearest
+    singularity of ``g`` is at least three half-lengths from each panel's centre and
+    ``len(gx)`` Gauss-Legendre points per panel converge like ``(3 + sqrt 8)^(-2 len(gx))``.
+    Panels are at most ``SPLIT_MAX_PANEL`` long. Fills ``z_out``, ``w_out`` (weights times
+    the Gaussian density, normalised) and returns the number of nodes.
+    """
+    order = gx.size
+    # Kinks narrower than this (in units of Z) are resolved well enough by a panel this wide
+    # (the error of a smoothed kink is ~ its slope jump times the panel's mass squared); the
+    # floor also keeps every panel wide enough to move x in floating point.
+    width = max(width, SPLIT_MIN_WIDTH)
+    x = -SPLIT_CUTOFF
+    n = 0
+    total = 0.0
+    for panel in range(SPLIT_MAX_PANELS):
+        if x >= SPLIT_CUTOFF:
+            break
+        # Distance to the next kink ahead and to the last kink behind.
+        ahead = np.inf
+        behind = np.inf
+        for k in (kink_lo, kink_mid, kink_hi):
+            if k > x:
+                ahead = min(ahead, k - x)
+            else:
+                behind = min(behind, x - k)
+        size = min(SPLIT_MAX_PANEL, max(width, 0.5 * ahead), max(width, behind))
+        if panel == SPLIT_MAX_PANELS - 1:  # out of panels (not reached for widths >= 1e-9)
+            size = SPLIT_CUTOFF - x
+        size = min(size, SPLIT_CUTOFF - x)
+        half = 0.5 * size
+        mid = x + half
+        for i in range(order):
+            z = mid + half * gx[i]
+            w = half * gw[i] * math.exp(-0.5 * z * z)
+            z_out[n] = z
+            w_out[n] = w
+            total += w
+            n += 1
+        x += size
+    for i in range(n):
+        w_out[i] /= total
+    return n
+
+
+@njit(cache=True)
+def student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t, h_k, width,
+                    z2, w2, gx, gw, z_out, w_out):  # fmt: skip
+    """The ``z2`` rule at one ``z1`` node: the fixed rule ``(z2, w2)``, or, with ``split``, the
+    rule of :func:`student_split_rule` graded towards this node's two kinks and towards the
+    image of ``h* = 0``, where the loss curvature peaks: with two terms of very different
+    temperatures the narrow one makes a step of width ~``min(1, T) (1 + a(0) V)`` there.
+    Returns its size.
+    """
+    if not split or width <= 0.0 or sd_2 <= 0.0:
+        for j in range(z2.size):
+            z_out[j] = z2[j]
+            w_out[j] = w2[j]
+        return z2.size
+    om_hi = h_k + V * student_loss_slope(h_k, chi, p, kd_weight, temperature, t)
+    om_lo = -h_k + V * student_loss_slope(-h_k, chi, p, kd_weight, temperature, t)
+    om_0 = V * student_loss_slope(0.0, chi, p, kd_weight, temperature, t)
+    peak = min(1.0, temperature) * (1.0 + V * student_curvature(0.0, chi, kd_weight, temperature))
+    return student_split_rule((om_lo - centre) / sd_2, (om_0 - centre) / sd_2,
+                              (om_hi - centre) / sd_2, min(width, peak) / sd_2,
+                              gx, gw, z_out, w_out)  # fmt: skip
+
 
 @njit(cache=True)
 def student_prox(omega, V, chi, p, kd_weight, temperature, t, h_guess):
@@ -197,12 +332,14 @@ def student_curvature(h, chi, kd_weight, temperature):
 @njit(cache=True)
 def student_channel_averages(
     m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
-    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
 ):  # fmt: skip
-    """Gaussian averages of the student channel over the tensor grid ``(z1, z2)``.
+    """Gaussian averages of the student channel over the grid ``(z1, z2)``.
 
     Returns ``(E[s f], E[f^2], E[a/(1+aV)], E[f f~], E[(c - a a~ V_S)/((1+a~V~)(1+aV))], E[f])``,
-    or NaNs if ``q < S^2 / q~`` (outside the domain).
+    or NaNs if ``q < S^2 / q~`` (outside the domain). The ``z2`` rule is ``(z2, w2)`` at every
+    ``z1`` node, or, if ``gx`` (Gauss-Legendre nodes, weights ``gw`` on ``[-1, 1]``) is not
+    empty, a composite rule graded towards that node's kinks (:func:`student_z2_rule`).
     """
     residual_var = q - S * S / q_t
     if residual_var < 0.0 or V <= 0.0:
@@ -210,6 +347,10 @@ def student_channel_averages(
         return nan, nan, nan, nan, nan, nan
     sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
     sd_2 = math.sqrt(delta * residual_var)
+    split = gx.size > 0
+    h_k, width = student_kink(V, chi, kd_weight, temperature) if split else (0.0, 0.0)
+    zb = np.empty(z2.size + SPLIT_MAX_PANELS * gx.size)
+    wb = np.empty(zb.size)
     esf = ef2 = ea = eff = ex = ef = 0.0
     for cls in range(2):
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
@@ -220,9 +361,11 @@ def student_channel_averages(
             t = sigmoid(h_t / temperature)
             c = kd_loss_cross_derivative(h_t, temperature, kd_weight)
             centre = s * m + b + sd_1 * z1[i] + V_S * f_t
+            n2 = student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t,
+                                 h_k, width, z2, w2, gx, gw, zb, wb)  # fmt: skip
             h, a, omega_prev = centre, 0.0, centre
-            for j in range(z2.size):
-                omega = centre + sd_2 * z2[j]
+            for j in range(n2):
+                omega = centre + sd_2 * zb[j]
                 guess = h + (omega - omega_prev) / (1.0 + a * V)
                 h, a = prox_tempered_logistic_curvature(
                     omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, guess
@@ -230,7 +373,7 @@ def student_channel_averages(
                 omega_prev = omega
                 f = (h - omega) / V
                 r = 1.0 / (1.0 + a * V)
-                w = pc * w1[i] * w2[j]
+                w = pc * w1[i] * wb[j]
                 esf += w * s * f
                 ef2 += w * f * f
                 ea += w * a * r
@@ -243,7 +386,7 @@ def student_channel_averages(
 @njit(cache=True)
 def student_training_observables(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f,
-    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
 ):  # fmt: skip
     """Student's training observables at its fixed point.
 
@@ -253,11 +396,16 @@ def student_training_observables(
     and of preactivations ``h~ - h`` on the training set (paper App. C, Fig. 11).
 
     The training error integrates, for each ``z1``, the Gaussian probability in ``z2`` that the
-    (monotone) proximal point is on the wrong side of zero.
+    (monotone) proximal point is on the wrong side of zero. The ``z2`` rules are those of
+    :func:`student_channel_averages`.
     """
     residual_var = max(q - S * S / q_t, 0.0)
     sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
     sd_2 = math.sqrt(delta * residual_var)
+    split = gx.size > 0
+    h_k, width = student_kink(V, chi, kd_weight, temperature) if split else (0.0, 0.0)
+    zb = np.empty(z2.size + SPLIT_MAX_PANELS * gx.size)
+    wb = np.empty(zb.size)
     loss = ce = error = mse_out = mse_pre = 0.0
     for cls in range(2):
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
@@ -265,11 +413,13 @@ def student_training_observables(
             h_t = teacher_h[cls, i]
             t = sigmoid(h_t / temperature)
             centre = s * m + b + sd_1 * z1[i] + V_S * teacher_f[cls, i]
+            n2 = student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t,
+                                 h_k, width, z2, w2, gx, gw, zb, wb)  # fmt: skip
             h = centre
-            for j in range(z2.size):
-                omega = centre + sd_2 * z2[j]
+            for j in range(n2):
+                omega = centre + sd_2 * zb[j]
                 h = student_prox(omega, V, chi, p, kd_weight, temperature, t, h)
-                w = pc * w1[i] * w2[j]
+                w = pc * w1[i] * wb[j]
                 loss += w * kd_loss(h, p, h_t, chi, temperature, kd_weight)
                 ce += w * (softplus(h) - p * h)
                 d_out = sigmoid(h_t) - sigmoid(h)
@@ -286,3 +436,71 @@ def student_training_observables(
                 below = 1.0 if gap > 0.0 else 0.0
             error += pc * w1[i] * (below if s > 0.0 else 1.0 - below)
     return loss, ce, error, mse_out, mse_pre
+
+
+@njit(cache=True)
+def student_channel_marginals(
+    m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
+    p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, out1, out2,
+):  # fmt: skip
+    """The student's channel integrands averaged over one direction, for quadrature checks.
+
+    For the six integrands ``g_k(z1, z2)`` of :func:`student_channel_averages`, in units of
+    order one (``s f / F``, ``f^2 / F^2``, ``a V / (1 + a V)``, ``f f~ / F``, ``V (c - a a~
+    V_S) / ((1 + a~ V~)(1 + a V))`` and ``f / F``, with ``F = (1 - chi) + kd_weight / T`` the
+    largest possible ``|f|``), summed over the classes with their weights, fills
+
+        out1[k, i] = sum_j w2_j g_k(z1_i, z2_j)    (the z2-average at each z1 node),
+        out2[k, j] = sum_i w1_i g_k(z1_i, z2_j)    (the z1-average at each z2 node),
+
+    so that ``out1 @ w1 = out2 @ w2`` are the channel averages. A rule in ``z1`` resolves
+    the channel when it integrates the rows of ``out1`` accurately, and likewise in ``z2``.
+    With split ``z2`` rules (``gx`` not empty, see :func:`student_channel_averages`) the
+    nodes differ between ``z1`` nodes and ``out2`` is left at zero.
+    At small ``lam_s`` the susceptibility ``V`` is large and the student's proximal point is
+    nearly piecewise linear in the cavity field, with two kinks of width ~``T``; over a wide
+    residual field ``sqrt(delta (q - S^2/q~))`` they are too sharp for a Gauss-Hermite rule.
+    """
+    out1[:, :] = 0.0
+    out2[:, :] = 0.0
+    residual_var = q - S * S / q_t
+    if residual_var < 0.0 or V <= 0.0:
+        out1[:, :] = np.nan
+        out2[:, :] = np.nan
+        return
+    sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
+    sd_2 = math.sqrt(delta * residual_var)
+    scale = (1.0 - chi) + kd_weight / temperature
+    split = gx.size > 0
+    h_k, width = student_kink(V, chi, kd_weight, temperature) if split else (0.0, 0.0)
+    zb = np.empty(z2.size + SPLIT_MAX_PANELS * gx.size)
+    wb = np.empty(zb.size)
+    for cls in range(2):
+        s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
+        for i in range(z1.size):
+            h_t = teacher_h[cls, i]
+            f_t = teacher_f[cls, i]
+            a_t = teacher_a[cls, i]
+            t = sigmoid(h_t / temperature)
+            c = kd_loss_cross_derivative(h_t, temperature, kd_weight)
+            centre = s * m + b + sd_1 * z1[i] + V_S * f_t
+            n2 = student_z2_rule(split, centre, sd_2, V, chi, p, kd_weight, temperature, t,
+                                 h_k, width, z2, w2, gx, gw, zb, wb)  # fmt: skip
+            h, a, omega_prev = centre, 0.0, centre
+            for j in range(n2):
+                omega = centre + sd_2 * zb[j]
+                guess = h + (omega - omega_prev) / (1.0 + a * V)
+                h, a = prox_tempered_logistic_curvature(
+                    omega, V, 1.0 - chi, 1.0, p, kd_weight, temperature, t, guess
+                )
+                omega_prev = omega
+                f = (h - omega) / V / scale
+                r = 1.0 / (1.0 + a * V)
+                values = (
+                    s * f, f * f, a * V * r, f * f_t,
+                    V * (c - a * a_t * V_S) * r / (1.0 + a_t * V_t), f,
+                )  # fmt: skip
+                for k in range(6):
+                    out1[k, i] += pc * wb[j] * values[k]
+                    if not split:
+                        out2[k, j] += pc * w1[i] * values[k]

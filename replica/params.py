@@ -82,6 +82,19 @@ def check_count(name: str, value, minimum: int = 1) -> int:
     return x
 
 
+# Largest Gauss-Hermite rule a solver may be asked for: its accuracy is checked against the rule
+# with twice the nodes, and numpy's rules lose their weights to overflow from 383 nodes on.
+MAX_RULE_NODES = 180
+
+
+def check_rule_nodes(name: str, value) -> int:
+    """Return a number of quadrature nodes: an integer in ``[2, MAX_RULE_NODES]``."""
+    x = check_count(name, value, minimum=2)
+    if x > MAX_RULE_NODES:
+        raise ParameterError(f"{name} must be an integer <= {MAX_RULE_NODES}; got {value!r}")
+    return x
+
+
 @dataclass(frozen=True)
 class GaussianMixture:
     """Unbalanced two-cluster Gaussian mixture of paper Eq. 10 (SPEC §1).

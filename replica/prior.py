@@ -18,6 +18,7 @@ write ``Q^x / D~ = Q^x V~ / delta`` so that the Bayes-optimal proxy teacher (``V
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
 
@@ -25,9 +26,13 @@ from numba import njit
 def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
     """Teacher overlaps from its conjugates (paper Eq. 50-52 in our normalisation).
 
-    Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``.
+    Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``, or NaNs
+    when ``D`` or ``D^2`` is not positive (``lam = 0`` and a channel curvature that underflowed, far
+    from any fixed point): the fixed-point solver rejects such a step.
     """
     D = lam + Vhat
+    if not (D > 0.0 and D * D > 0.0):  # D^2 underflows at D < 1e-154
+        return np.nan, np.nan, np.nan
     return mhat / D, (mhat * mhat + Qhat) / (D * D), delta / D
 
 
@@ -46,9 +51,13 @@ def ridge_student_prior(
         V_S = -eta V^x V~ / D          (= -eta delta V^x / (D~ D))
 
     with ``D = lam + V^``. ``V_S`` is the student's linear response to the teacher's own fit of
-    a training sample (the ``(dS/dq~) lambda~`` term of paper Eq. 96).
+    a training sample (the ``(dS/dq~) lambda~`` term of paper Eq. 96). NaNs when ``D`` is not
+    positive (see :func:`ridge_teacher_prior`).
     """
     D = lam + Vhat
+    if not (D > 0.0 and D * D > 0.0):  # D^2 underflows at D < 1e-154
+        nan = np.nan
+        return nan, nan, nan, nan, nan
     cross = mhat * m_t + Qhat_x * V_t / delta  # E[(m^ v + xi) w~]
     m = eta * (mhat - Vhat_x * m_t) / D
     S = eta * (cross - Vhat_x * q_t) / D

@@ -37,7 +37,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
-from replica.channel import student_channel_averages, student_training_observables
+from replica.channel import (
+    student_channel_averages,
+    student_channel_marginals,
+    student_kink,
+    student_training_observables,
+)
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
 from replica.losses import kd_term_weight
 from replica.params import (
@@ -46,6 +51,7 @@ from replica.params import (
     ParameterError,
     check_nonnegative,
     check_positive,
+    check_rule_nodes,
     check_smoothing,
     check_unit_interval,
 )
@@ -53,7 +59,9 @@ from replica.prior import ridge_student_prior
 from replica.teacher import (
     LOSSES,
     QUADRATURE_TOL,
+    UNRESOLVED_FACTOR,
     TeacherSolution,
+    homotopy_path,
     limited_bias_step,
     solve_teacher,
     teacher_probe,
@@ -66,11 +74,34 @@ from saddle.fixed_point import (
     ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
+    unresolved_quadrature,
 )
-from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
+from saddle.quadrature import (
+    GaussHermite,
+    gauss_hermite,
+    gauss_legendre,
+    resolved_rule,
+    rule_resolves,
+)
 
 TEACHERS = ("ridge", "bayes")
+# Smallest distillation temperature accepted. In u = h / T the distillation term is the plain
+# cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T without Hinton's T^2
+# the student is an almost unregularised classifier of the teacher's (hard) training labels,
+# which its eta N weights usually separate, so its norm in units of T diverges as T -> 0
+# (q / T^2 = 52, 5e3, 4e4, 9e4 at T = 0.3, 0.1, 1e-2, 1e-4; alpha = 2, defaults) and the
+# iteration needs ever more steps (1e-4: no convergence in 15000). With or without T^2 the
+# proximal map has features of width ~T, which the quadrature must resolve over fields of
+# width O(1) or more: over 150 random points (issue 13 fuzz, load ~7) every solve that took
+# more than 60 s had T < 3e-3 (up to 190 s, some ending in status 1 or 4), and the paper uses
+# T >= 1. Below 1e-2 the answer is therefore refused rather than computed for minutes.
+MIN_TEMPERATURE = 1e-2
 DEFAULT_STUDENT_NODES = (64, 24)
+# The rules in z1 and z2 are re-adapted to the student's fields at its solution and the
+# solution re-solved on them, at most this many times (each a warm start).
+STUDENT_QUADRATURE_ROUNDS = 5
+# Panel budget of the adaptive rule in each direction of the student's average (8 nodes each).
+STUDENT_MAX_PANELS = 160
 
 
 @dataclass(frozen=True)
@@ -90,7 +121,9 @@ class StudentParams(MixtureParamsMixin):
     chi : float
         Weight of the distillation term, in [0, 1].
     temperature : float
-        Distillation temperature ``T > 0``.
+        Distillation temperature ``T >= MIN_TEMPERATURE = 1e-2`` (below it the problem is
+        numerically that of an unregularised classifier on separable data, with features of
+        width ``T`` to resolve; see :data:`MIN_TEMPERATURE`).
     t2_scaling : bool
         Multiply the distillation term by ``T^2`` (Hinton); off in the paper.
     smoothing : float
@@ -121,7 +154,7 @@ class StudentParams(MixtureParamsMixin):
             "lam_t": check_nonnegative("lam_t", self.lam_t),
             "lam_s": check_nonnegative("lam_s", self.lam_s),
             "chi": check_unit_interval("chi", self.chi),
-            "temperature": check_positive("temperature", self.temperature),
+            "temperature": check_temperature(self.temperature),
             "smoothing": check_smoothing("smoothing", self.smoothing),
         }
         for name, value in checks.items():
@@ -136,6 +169,18 @@ class StudentParams(MixtureParamsMixin):
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_temperature(value) -> float:
+    """Validate the distillation temperature: finite and ``>= MIN_TEMPERATURE``."""
+    x = check_positive("temperature", value)
+    if x < MIN_TEMPERATURE:
+        raise ParameterError(
+            f"temperature must be >= {MIN_TEMPERATURE:g} (below it the distillation loss is "
+            f"nearly a hinge and its fixed point out of practical numerical reach); "
+            f"got {value!r}"
+        )
+    return x
 
 
 def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSolution:
@@ -173,14 +218,18 @@ def student_conjugates(esf, ef2, ea, eff, ex, alpha, delta):
 def student_map(
     m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
     teacher_h, teacher_f, teacher_a, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+    gx, gw,
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
+
+    The quadrature ``(z1, w1, z2, w2, gx, gw)`` is that of
+    :func:`replica.channel.student_channel_averages`.
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
     esf, ef2, ea, eff, ex, ef = student_channel_averages(
         m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
-        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
+        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
     )  # fmt: skip
     mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, ea, eff, ex, alpha, delta)
     m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
@@ -213,8 +262,9 @@ class StudentSolution(ReportedSolution):
     eps_bo_student, eps_bo_teacher : float
         Bayes-optimal errors of the ``eta``-sparse student and of a full classifier.
     report : FixedPointResult
-    quadrature : GaussHermite, optional
-        The ``z1`` rule used (Gauss-Hermite, or adapted to the teacher's fields).
+    quadrature, quadrature_z2 : GaussHermite, optional
+        The ``z1`` and ``z2`` rules used (Gauss-Hermite, or adaptive rules resolving the
+        teacher's fields and the student's channel at the solution).
     """
 
     params: StudentParams
@@ -240,6 +290,7 @@ class StudentSolution(ReportedSolution):
     eps_bo_teacher: float
     report: FixedPointResult = field(repr=False)
     quadrature: GaussHermite | None = field(default=None, repr=False, compare=False)
+    quadrature_z2: GaussHermite | None = field(default=None, repr=False, compare=False)
 
     @property
     def state(self) -> np.ndarray:
@@ -267,6 +318,23 @@ class StudentSolution(ReportedSolution):
             "eps_bo_teacher": self.eps_bo_teacher,
             "eps_bo_student": self.eps_bo_student,
         }
+
+
+def student_units(params: StudentParams) -> np.ndarray:
+    """Natural units of ``(m, q, S, V, V_S, b)``: ``(s, s^2, s, s^2, s, s)``, ``s = min(1, T)``
+    when the distillation term sets the scale of the student's preactivations, else 1.
+
+    With ``u = h / T`` the distillation term ``CE(sigma(h~/T), sigma(h/T))`` is the plain
+    cross-entropy ``softplus(u) - t u``; at ``T << 1`` it dominates the label term (weight 1 in
+    ``h``, against ``1 / T``) unless Hinton's ``T^2`` multiplies it (and ``chi < 1``). The
+    student's preactivations are then ``O(T)``: ``q, V = O(T^2)``, ``m, S, b, V_S = O(T)``, and
+    a residual measured in absolute terms below 1 (:func:`saddle.fixed_point.relative_residual`)
+    would stop the iteration at once. The iteration runs on ``x / units`` (exactly ``x`` for
+    ``T >= 1``).
+    """
+    kd_scaled = params.chi > 0.0 and (not params.t2_scaling or params.chi == 1.0)
+    s = min(1.0, params.temperature) if kd_scaled else 1.0
+    return np.array([s, s * s, s, s * s, s, s])
 
 
 def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np.ndarray:
@@ -343,13 +411,31 @@ def solve_student(
 
     Notes
     -----
+    Bound: a student trained on the same samples as its teacher (a ridge teacher, or any
+    teacher at ``chi = 0``) cannot do better than the Bayes-optimal error of its ``eta``-sparse
+    support, ``eps_bo_student``. The Bayes-optimal *proxy* teacher is different: it was not
+    trained on these samples, and its weights ``w~ = v + sqrt(delta/alpha) g`` carry a noise
+    ``g`` independent of them, i.e. information about ``v`` beyond the ``M`` samples. With
+    ``chi > 0`` the student inherits it and can go below ``eps_bo_student`` (by up to ~1e-2
+    over random points, reproduced by an independent solver, issue 13). That is physics, not a
+    numerical error; the bound checks of the tests apply only to teachers trained on the same
+    samples.
+
+    Quadrature: the ``z1`` rule resolves the teacher's fields; at the solution both
+    directions are checked against refined rules on the student's own integrands and, where
+    they are not resolved (small ``lam_s``: large ``V`` and a proximal map with kinks of width
+    ~``T`` over a wide residual field), re-solved on adaptive rules (``z1``) and on ``z2``
+    rules graded towards the kinks of each ``z1`` node
+    (:func:`_resolve_student_quadrature`); status 4 if that fails.
+
     Robustness: a start scaled to the teacher (:func:`default_student_start`), a limited bias
     step, and, when the solve from the given start fails, continuation in ``lam_s`` from
-    ``max(1, lam_s)`` downwards.
+    ``max(1, lam_s)`` downwards (for ``lam_s = 0``: to ``1e-10``, then 0).
     """
     params = StudentParams(
         alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
     )
+    n1, n2 = check_nodes(n_nodes)
     if params.teacher == "bayes":
         tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
     elif teacher_solution is not None:
@@ -368,40 +454,49 @@ def solve_student(
         params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
         params.smoothing,
     )  # fmt: skip
-    if not tsol.finite:
+    reported_teacher = tsol
+    if not tsol.finite and params.chi == 0.0 and finite:
+        # At chi = 0 the student does not use its teacher: its fields and loss depend on
+        # (m, q, b) only, whatever the teacher's overlaps. A stand-in teacher carries the
+        # (z1, z2) decomposition; the quantities that refer to the teacher are NaN.
+        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
+    elif not tsol.finite:
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    n1, n2 = int(n_nodes[0]), int(n_nodes[1])
     if adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
         rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
     else:
         rule1 = gauss_hermite(n1)
-    rule2 = gauss_hermite(n2)
-    z1, w1, z2, w2 = rule1.nodes, rule1.weights, rule2.nodes, rule2.weights
-    teacher_h, teacher_f, teacher_a = tsol.node_fields(z1)
+    grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes))
     p_pos, p_neg = params.targets
     kd_weight = params.kd_weight
     q_t = tsol.q
 
+    unit = student_units(params)
+
     def iterate(lam: float, start: np.ndarray) -> FixedPointResult:
+        """Solve at ridge ``lam`` from ``start``; the iteration runs on ``x / unit``."""
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
-            teacher_h, teacher_f, teacher_a, p_pos, p_neg, params.chi, params.temperature,
-            kd_weight, z1, w1, z2, w2,
+            *grid.fields, p_pos, p_neg, params.chi, params.temperature,
+            kd_weight, *grid.nodes_weights,
         )  # fmt: skip
 
-        def update(x: np.ndarray) -> np.ndarray:
-            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed))
+        def update(u: np.ndarray) -> np.ndarray:
+            x = u * unit
+            return np.array(student_map(x[0], x[1], x[2], x[3], x[4], x[5], *fixed)) / unit
 
-        return solve_fixed_point(
-            update, start, damping=damping, tol=tol, max_iter=max_iter,
-            to_internal=to_internal, from_internal=from_internal,
+        report = solve_fixed_point(
+            update, np.asarray(start, float) / unit, damping=damping, tol=tol,
+            max_iter=max_iter, to_internal=to_internal, from_internal=from_internal,
         )  # fmt: skip
+        return dataclasses.replace(report, x=report.x * unit)
 
     def to_internal(x: np.ndarray) -> np.ndarray:
         # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
+        # (In units of ``unit``, in which q~ is unchanged: S^2/q~ scales like q.)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
 
@@ -417,12 +512,8 @@ def solve_student(
         total += report.nit
     if not report.converged:
         # Continuation in lam_s from a strongly regularised student.
-        lams = [max(1.0, params.lam_s)]
-        while lams[-1] > params.lam_s * 10.0:
-            lams.append(lams[-1] / 10.0)
-        lams.append(params.lam_s)
         state = default
-        for lam in lams:
+        for lam in homotopy_path(params.lam_s):
             step = iterate(lam, state)
             total += step.nit
             if not step.converged:
@@ -430,16 +521,23 @@ def solve_student(
             state = step.x
         if step.converged:
             report = step
+    if adapt_quadrature and report.converged:
+        report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
+        total += extra
     report = dataclasses.replace(report, nit=total)
+    z1, w1, z2, w2, gx, gw = grid.nodes_weights
+    teacher_h, teacher_f, teacher_a = grid.fields
+    rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
     esf, ef2, ea, eff, ex, _ = student_channel_averages(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
         teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+        gx, gw,
     )  # fmt: skip
     conj = student_conjugates(esf, ef2, ea, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, teacher_h, teacher_f,
-        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
+        p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, gx, gw,
     )  # fmt: skip
     if warn and not report.converged:
         warnings.warn(
@@ -447,13 +545,194 @@ def solve_student(
             ConvergenceWarning,
             stacklevel=2,
         )
+    conj = [float(c) for c in conj]
+    train = [float(t) for t in train]
+    if reported_teacher is not tsol:  # chi = 0 with a stand-in teacher
+        S = V_S = conj[3] = conj[4] = train[3] = train[4] = math.nan
     return StudentSolution(
-        params, tsol, float(generalisation_error(m, q, b, params.rho, params.delta)),
-        m, q, S, V, V_S, b, *(float(c) for c in conj), *(float(t) for t in train),
+        params, reported_teacher, float(generalisation_error(m, q, b, params.rho, params.delta)),
+        m, q, S, V, V_S, b, *conj, *train,
         bayes_optimal_error(params.alpha, params.mixture, eta=params.eta),
         bayes_optimal_error(params.alpha, params.mixture),
-        report, rule1,
+        report, rule1, grid.rule2,
     )  # fmt: skip
+
+
+def check_nodes(n_nodes) -> tuple[int, int]:
+    """Validate the student's ``n_nodes = (n1, n2)``: integers in ``[2, MAX_RULE_NODES]``."""
+    try:
+        n1, n2 = n_nodes
+    except (TypeError, ValueError):
+        raise ParameterError(f"n_nodes must be a pair of integers; got {n_nodes!r}") from None
+    return check_rule_nodes("n_nodes", n1), check_rule_nodes("n_nodes", n2)
+
+
+class _StudentGrid:
+    """The current quadrature of the student's average (mutable: re-adapted at the solution).
+
+    Rules in ``z1`` and ``z2``, the teacher's fields at the ``z1`` nodes, and ``split_order``:
+    0 for the ``z2`` rule at every ``z1`` node, else the Gauss-Legendre order of the per-node
+    rules graded towards the kinks of the student's proximal map
+    (:func:`replica.channel.student_z2_rule`).
+    """
+
+    def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
+        self.rule1, self.rule2, self.fields = rule1, rule2, fields
+        self.split_order = 0
+
+    @property
+    def legendre(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.split_order == 0:
+            return _NO_SPLIT
+        return gauss_legendre(self.split_order)
+
+    @property
+    def nodes_weights(self) -> tuple:
+        return (self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights,
+                *self.legendre)  # fmt: skip
+
+
+_NO_SPLIT = (np.zeros(0), np.zeros(0))
+
+
+def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                      rule1: GaussHermite, fields: tuple, rule2: GaussHermite,
+                      legendre: tuple) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(out1, out2)`` of :func:`replica.channel.student_channel_marginals` at ``state``."""
+    m, q, S, V, V_S, b = (float(v) for v in state)
+    p_pos, p_neg = params.targets
+    out1, out2 = np.empty((6, rule1.size)), np.empty((6, rule2.size))
+    student_channel_marginals(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, *fields, p_pos, p_neg,
+        params.chi, params.temperature, params.kd_weight, rule1.nodes, rule1.weights,
+        rule2.nodes, rule2.weights, *legendre, out1, out2,
+    )  # fmt: skip
+    return out1, out2
+
+
+def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
+                   grid: _StudentGrid):  # fmt: skip
+    """``(probe1, probe2)``: functions of ``z1`` and of ``z2`` whose averages a rule must
+    resolve in that direction at the student's ``state``.
+
+    ``probe1(z)`` stacks the teacher's field probes (:func:`replica.teacher.teacher_probe`) and
+    the student's channel integrands averaged over ``z2`` with the current ``z2`` rules;
+    ``probe2(z)`` is the integrands averaged over ``z1`` with the current ``z1`` rule and the
+    rule ``z`` in ``z2`` (:func:`replica.channel.student_channel_marginals`).
+    """
+    teacher = teacher_probe(tsol.params, tsol.state, params.temperature)
+
+    def probe1(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        rule = GaussHermite(z, np.zeros(z.size))
+        out1 = student_marginals(params, tsol, state, rule, tsol.node_fields(z), grid.rule2,
+                                 grid.legendre)[0]  # fmt: skip
+        return np.vstack([teacher(z), out1])
+
+    def probe2(z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=float)
+        rule = GaussHermite(z, np.zeros(z.size))
+        return student_marginals(params, tsol, state, grid.rule1, grid.fields, rule,
+                                 _NO_SPLIT)[1]  # fmt: skip
+
+    return probe1, probe2
+
+
+def _same_rule(a: GaussHermite, b: GaussHermite) -> bool:
+    return a is b or (a.size == b.size and np.array_equal(a.nodes, b.nodes))
+
+
+def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
+    """A-posteriori quadrature control of the student's fixed point (both directions).
+
+    At the converged state the rules are checked (:func:`_adapt_student_rules`) and, if one
+    changed, the fixed point is re-solved from the state on the new rules, until the rules
+    adapted at the solution are the rules it was solved on, or the solution moves by less than
+    ``QUADRATURE_STATE_TOL`` (relative). Where the Gauss-Hermite rules resolve the channel
+    nothing changes (bit for bit). Returns the final report, flagged status 4 if the rules
+    could not be made to resolve the channel, and the number of extra map evaluations.
+    """
+    extra = 0
+    for round_ in range(STUDENT_QUADRATURE_ROUNDS + 1):
+        if not _adapt_student_rules(params, tsol, grid, report.x, n1, n2):
+            break
+        if round_ == STUDENT_QUADRATURE_ROUNDS:
+            return unresolved_quadrature(report, "the adapted rules keep changing"), extra
+        previous = report
+        report = iterate(params.lam_s, previous.x)
+        extra += report.nit
+        if not report.converged:
+            return report, extra
+        change = np.max(np.abs(report.x - previous.x) / np.maximum(1.0, np.abs(report.x)))
+        if change <= QUADRATURE_STATE_TOL:
+            # Rules adapted at nearby states differ only where a panel's error is at the
+            # threshold; the fixed point no longer moves with them.
+            break
+    worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
+    if grid.split_order > SPLIT_ORDERS[-1]:
+        report = unresolved_quadrature(report, "the kinked z2 averages do not converge")
+    elif worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+        reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
+        report = unresolved_quadrature(report, reason)
+    return report, extra
+
+
+def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
+    """Make ``grid``'s rules resolve the student's channel at ``state``; whether one changed.
+
+    1. ``z2``: the Gauss-Hermite rule is kept if it resolves the ``z1``-averaged integrands
+       (:func:`saddle.quadrature.rule_resolves`). If not, and the proximal map has kinks
+       (large ``V``; their place and width are known, :func:`replica.channel.student_kink`),
+       the ``z2`` average at each ``z1`` node switches to a composite rule graded towards
+       that node's two kinks, of the lowest Gauss-Legendre order in ``SPLIT_ORDERS`` that
+       agrees with the next one within ``QUADRATURE_TOL`` on the six averages; without
+       kinks, to an adaptive rule (:func:`saddle.quadrature.resolved_rule`).
+    2. ``z1``: the rule must resolve the teacher's fields and the ``z2``-averages taken with
+       the rules of step 1 (an unresolved ``z2`` average is not smooth in ``z1``).
+    """
+    changed = False
+    kinked = student_kink(state[3], params.chi, params.kd_weight, params.temperature)[1] > 0.0
+    if grid.split_order > 0 and not kinked:
+        grid.split_order, changed = 0, True  # the kinks are gone: back to a rule in z2
+    if grid.split_order == 0:
+        probe2 = student_probes(params, tsol, state, grid)[1]
+        if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
+            grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
+        elif not kinked:
+            new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+            if not _same_rule(new2, grid.rule2):
+                grid.rule2, changed = new2, True
+    if grid.split_order > 0:
+        order = _converged_split_order(params, tsol, state, grid)
+        if order != grid.split_order:
+            grid.split_order, changed = order, True
+    probe1 = student_probes(params, tsol, state, grid)[0]
+    new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+    if not _same_rule(new1, grid.rule1):
+        grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
+        changed = True
+    return changed
+
+
+def _converged_split_order(params, tsol, state, grid) -> int:
+    """The lowest order of ``SPLIT_ORDERS`` whose averages agree with the next one's within
+    ``QUADRATURE_TOL`` (or one past the last if none does)."""
+    totals = []
+    for k, order in enumerate(SPLIT_ORDERS):
+        out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
+                                 gauss_legendre(order))[0]  # fmt: skip
+        totals.append(out1 @ grid.rule1.weights)
+        if k > 0 and np.all(np.abs(totals[k] - totals[k - 1]) <= QUADRATURE_TOL):
+            return SPLIT_ORDERS[k - 1]
+    return SPLIT_ORDERS[-1] + 1
+
+
+# Gauss-Legendre orders tried for the z2 rules split at the kinks (see _adapt_student_rules).
+SPLIT_ORDERS = (8, 12, 16, 24)
+
+
+# Relative change of the state below which a re-solve on re-adapted rules is accepted.
+QUADRATURE_STATE_TOL = 1e-9
 
 
 def _no_finite_student(params: StudentParams, tsol: TeacherSolution, reason: str,

@@ -36,6 +36,7 @@ from replica.params import (
     ParameterError,
     check_nonnegative,
     check_positive,
+    check_rule_nodes,
     check_smoothing,
 )
 from replica.prior import ridge_teacher_prior
@@ -45,6 +46,7 @@ from saddle.fixed_point import (
     ReportedSolution,
     no_finite_solution,
     solve_fixed_point,
+    unresolved_quadrature,
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 
@@ -245,8 +247,13 @@ def teacher_probe(params: TeacherParams, state: np.ndarray, temperature: float =
 QUADRATURE_ROUNDS = 3
 # Absolute accuracy asked of the averages of the teacher's field probes.
 QUADRATURE_TOL = 1e-10
-# Continuation in lam used when a solve from the given start fails.
+# An adaptive rule whose estimated error exceeds the tolerance by this factor (its panel
+# budget ran out) flags the solution as not resolved (status 4).
+UNRESOLVED_FACTOR = 10.0
+# Continuation in lam used when a solve from the given start fails; for lam = 0 it goes down to
+# HOMOTOPY_FLOOR, then to 0.
 HOMOTOPY_FACTOR = 10.0
+HOMOTOPY_FLOOR = 1e-10
 
 
 def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndarray, *,
@@ -270,18 +277,25 @@ def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndar
     )  # fmt: skip
 
 
+def homotopy_path(lam: float, factor: float = HOMOTOPY_FACTOR) -> list[float]:
+    """Ridge strengths from ``max(1, lam)`` down to ``lam`` by ``factor``; for ``lam = 0`` down
+    to ``HOMOTOPY_FLOOR`` and then 0 (the ``lam -> 0+`` solution is the start at 0)."""
+    target = lam if lam > 0.0 else HOMOTOPY_FLOOR
+    lams = [max(1.0, target)]
+    while lams[-1] > target * factor:
+        lams.append(lams[-1] / factor)
+    lams.append(target)
+    if lam <= 0.0:
+        lams.append(0.0)
+    return lams
+
+
 def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, damping: float,
-                      max_iter: int) -> FixedPointResult | None:  # fmt: skip
-    """Continuation from a strongly regularised teacher down to ``params.lam`` (``lam > 0``)."""
-    if params.lam <= 0.0:
-        return None
-    lams = [max(1.0, params.lam)]
-    while lams[-1] > params.lam * HOMOTOPY_FACTOR:
-        lams.append(lams[-1] / HOMOTOPY_FACTOR)
-    lams.append(params.lam)
+                      max_iter: int) -> FixedPointResult:  # fmt: skip
+    """Continuation from a strongly regularised teacher down to ``params.lam``."""
     state = default_teacher_start(params)
     report = None
-    for lam in lams:
+    for lam in homotopy_path(params.lam):
         step = TeacherParams(params.alpha, params.rho, params.delta, lam, params.smoothing,
                              params.loss)  # fmt: skip
         report = _iterate_teacher(step, gauss_hermite(n_nodes), state, tol=tol, damping=damping,
@@ -326,7 +340,8 @@ def solve_teacher(
         Check at the solution that the Gauss-Hermite rule resolves the teacher's fields
         (:func:`saddle.quadrature.resolved_rule`); if not (small ridge: the proximal map is
         nearly a hinge over a wide field), re-solve on an adaptive composite rule built at the
-        solution, until the solution stops moving.
+        solution, until the solution stops moving; status 4 if the adaptive rule cannot reach
+        its tolerance.
 
     Returns
     -------
@@ -337,9 +352,13 @@ def solve_teacher(
     Notes
     -----
     Robustness: the bias step is limited (:func:`limited_bias_step`); a solve that fails from
-    the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards.
+    the given start is retried by continuation in ``lam`` from ``max(1, lam)`` downwards (for
+    ``lam = 0``: to ``1e-10``, then 0). Far from the fixed point at ``lam = 0`` the loss
+    curvature can underflow (``V^ = 0``); the prior then returns NaN, which the solver rejects
+    as a step outside the domain.
     """
     params = TeacherParams(alpha, rho, delta, lam, smoothing, loss)
+    n_nodes = check_rule_nodes("n_nodes", n_nodes)
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[loss]
     if params.loss == "logistic":
@@ -362,10 +381,9 @@ def solve_teacher(
     total = report.nit
     if not report.converged:
         retry = _teacher_homotopy(params, n_nodes, **options)
-        if retry is not None:
-            total += retry.nit
-            if retry.converged:
-                report, rule = retry, gauss_hermite(n_nodes)
+        total += retry.nit
+        if retry.converged:
+            report, rule = retry, gauss_hermite(n_nodes)
     if adapt_quadrature and report.converged:
         for _ in range(QUADRATURE_ROUNDS):
             new_rule = resolved_rule(teacher_probe(params, report.x), n_nodes, tol=QUADRATURE_TOL)
@@ -383,6 +401,10 @@ def solve_teacher(
             if change <= 10 * tol:
                 break
     report = dataclasses.replace(report, nit=total)
+    if report.converged and rule.estimated_error > UNRESOLVED_FACTOR * QUADRATURE_TOL:
+        report = unresolved_quadrature(
+            report, f"estimated error {rule.estimated_error:.1e} of the adaptive rule"
+        )
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
     esf, ef2, ea, _ = teacher_channel_averages(

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION = 0, 1, 2, 3
+CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION, UNRESOLVED = 0, 1, 2, 3, 4
 _MESSAGES = {
     CONVERGED: "converged: residual below tolerance",
     MAX_ITER: "not converged: maximum number of iterations reached",
     NOT_FINITE: "not converged: the map is not finite at the starting point",
     NO_FINITE_SOLUTION: "no finite solution: the order parameters diverge",
+    UNRESOLVED: "not converged: the map's averages are not resolved by the quadrature",
 }
 
 
@@ -51,7 +52,9 @@ class FixedPointResult:
     status : int
         0 converged, 1 iteration budget exhausted, 2 map not finite at the start, 3 no finite
         fixed point exists (set by callers that know, e.g. an unregularised problem on
-        separable data, where the norm diverges; see :func:`no_finite_solution`).
+        separable data, where the norm diverges; see :func:`no_finite_solution`), 4 the
+        iteration converged but the caller's quadrature does not resolve the map at the fixed
+        point (see :func:`unresolved_quadrature`).
     message : str
         Human-readable status.
     nit : int
@@ -277,6 +280,18 @@ def no_finite_solution(x: np.ndarray, reason: str) -> FixedPointResult:
     return FixedPointResult(nan, False, NO_FINITE_SOLUTION, message, 0, np.nan, ())
 
 
+def unresolved_quadrature(report: FixedPointResult, reason: str) -> FixedPointResult:
+    """``report`` re-flagged as not converged (status 4): its map is not accurate enough.
+
+    For callers whose map is a quadrature that could not be made accurate at the fixed point
+    (e.g. an adaptive rule out of panels): the iterate is kept, but it is not a trustworthy
+    fixed point of the exact equations.
+    """
+    message = f"{_MESSAGES[UNRESOLVED]} ({reason})"
+    return FixedPointResult(report.x, False, UNRESOLVED, message, report.nit, report.residual,
+                            report.residual_history)  # fmt: skip
+
+
 class ConvergenceWarning(RuntimeWarning):
     """Emitted when a fixed point is returned without having converged."""
 
@@ -296,7 +311,8 @@ class ReportedSolution:
 
     @property
     def status(self) -> int:
-        """Report status: 0 converged, 1 not converged, 3 no finite solution."""
+        """Report status: 0 converged, 1 not converged, 2 not finite at the start, 3 no finite
+        solution, 4 converged on a quadrature that does not resolve the fixed point."""
         return self.report.status
 
     @property

@@ -10,7 +10,7 @@ tensor product of two 1-D rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -29,6 +29,7 @@ class GaussHermite:
 
     nodes: np.ndarray
     weights: np.ndarray
+    estimated_error: float = field(default=0.0, compare=False)
 
     @property
     def size(self) -> int:
@@ -39,11 +40,20 @@ class GaussHermite:
         return float(self.weights @ values)
 
 
+# numpy's hermegauss overflows (NaN weights) from 383 nodes on; rules up to this size are exact.
+MAX_GAUSS_HERMITE_NODES = 360
+
+
 @lru_cache(maxsize=16)
 def gauss_hermite(n_nodes: int) -> GaussHermite:
-    """The ``n_nodes``-point probabilists' Gauss-Hermite rule (cached, read-only arrays)."""
-    if n_nodes < 1:
-        raise ValueError(f"n_nodes must be >= 1; got {n_nodes}")
+    """The ``n_nodes``-point probabilists' Gauss-Hermite rule (cached, read-only arrays).
+
+    ``1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES`` (larger rules lose their weights to overflow).
+    """
+    if not 1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES:
+        raise ValueError(
+            f"n_nodes must be in [1, {MAX_GAUSS_HERMITE_NODES}]; got {n_nodes}"
+        )
     nodes, weights = hermegauss(n_nodes)
     weights = weights / weights.sum()
     nodes.setflags(write=False)
@@ -56,7 +66,8 @@ GAUSSIAN_CUTOFF = 8.5
 
 
 @lru_cache(maxsize=8)
-def _legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
+def gauss_legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the ``order``-point Gauss-Legendre rule on ``[-1, 1]`` (cached)."""
     nodes, weights = np.polynomial.legendre.leggauss(order)
     nodes.setflags(write=False)
     weights.setflags(write=False)
@@ -65,7 +76,7 @@ def _legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _panel_rule(a: float, b: float, order: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre nodes on ``[a, b]`` and weights times the standard Gaussian density."""
-    x, w = _legendre(order)
+    x, w = gauss_legendre(order)
     half, mid = 0.5 * (b - a), 0.5 * (b + a)
     z = mid + half * x
     return z, half * w * np.exp(-0.5 * z * z) / np.sqrt(2.0 * np.pi)
@@ -114,7 +125,7 @@ def adaptive_gaussian_rule(
         Nodes (increasing) and weights (summing to one over the truncated measure) usable
         wherever a Gauss-Hermite rule is, e.g. as the ``z1`` grid of the student's channel.
     """
-    x, w = _legendre(order)
+    x, w = gauss_legendre(order)
 
     def estimates(edges_a: np.ndarray, edges_b: np.ndarray) -> np.ndarray:
         """``E[probe]`` contributions of each panel ``[a, b]``: array ``(k, n_panels)``."""
@@ -162,10 +173,22 @@ def adaptive_gaussian_rule(
     weights /= weights.sum()
     nodes.setflags(write=False)
     weights.setflags(write=False)
-    return GaussHermite(nodes=nodes, weights=weights)
+    return GaussHermite(nodes=nodes, weights=weights, estimated_error=float(err.sum()))
 
 
-def resolved_rule(probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48) -> GaussHermite:
+def rule_resolves(probe, n_nodes: int, *, tol: float = 1e-10) -> bool:
+    """Whether the ``n_nodes`` and ``2 n_nodes`` Gauss-Hermite averages of ``probe`` agree
+    within ``tol`` (the check of :func:`resolved_rule`)."""
+    rule = gauss_hermite(int(n_nodes))
+    fine = gauss_hermite(2 * int(n_nodes))
+    coarse_avg = np.atleast_2d(probe(rule.nodes)) @ rule.weights
+    fine_avg = np.atleast_2d(probe(fine.nodes)) @ fine.weights
+    return bool(np.all(np.abs(coarse_avg - fine_avg) <= tol))
+
+
+def resolved_rule(
+    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48
+) -> GaussHermite:
     """The ``n_nodes`` Gauss-Hermite rule if it resolves ``probe``, else an adaptive rule.
 
     "Resolves" means that the averages of ``probe`` under the ``n_nodes`` and ``2 n_nodes``
@@ -173,10 +196,6 @@ def resolved_rule(probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 
     the Gauss-Hermite rule (and their results bit for bit), while integrands with a kink get
     :func:`adaptive_gaussian_rule` with the same tolerance.
     """
-    rule = gauss_hermite(int(n_nodes))
-    fine = gauss_hermite(2 * int(n_nodes))
-    coarse_avg = np.atleast_2d(probe(rule.nodes)) @ rule.weights
-    fine_avg = np.atleast_2d(probe(fine.nodes)) @ fine.weights
-    if np.all(np.abs(coarse_avg - fine_avg) <= tol):
-        return rule
+    if rule_resolves(probe, n_nodes, tol=tol):
+        return gauss_hermite(int(n_nodes))
     return adaptive_gaussian_rule(probe, tol=tol, max_panels=max_panels)

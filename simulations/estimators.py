@@ -25,6 +25,7 @@ during the conjugate-gradient iterations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -333,6 +334,13 @@ class LinearFit:
         ``h = X w / sqrt(n_norm) + b`` on the training inputs (recomputed from ``w, b``).
     n_hessp : int
         Hessian-vector products used (each costs two products with ``X``).
+    finite : bool
+        False when the problem has no finite unique minimiser (``lam = 0`` on linearly
+        separable data with hard targets, where the norm grows without bound, or with fewer
+        samples than weights, where the minimisers form an affine space); ``converged`` is
+        then False too, and ``reason`` says why.
+    reason : str
+        Why there is no finite unique minimiser ("" otherwise).
     """
 
     w: np.ndarray
@@ -342,6 +350,8 @@ class LinearFit:
     converged: bool
     preactivations: np.ndarray
     n_hessp: int = 0
+    finite: bool = True
+    reason: str = ""
 
 
 def _conjugate_gradient(objective, grad, a, col_sq, tol, max_cg):
@@ -477,6 +487,7 @@ def fit_linear_classifier(
     max_iter: int = 200,
     max_cg: int = 1000,
     cold_start_if_better: bool = False,
+    warn: bool = True,
 ) -> LinearFit:
     """Minimise ``F(w, b)`` of the module docstring exactly.
 
@@ -504,6 +515,8 @@ def fit_linear_classifier(
         warm start from a fit to *other* samples (e.g. the previous point of an ``alpha``
         sweep) at small ``lam`` has huge losses on the new samples its large weights
         misclassify, and Newton's method then needs more work than from scratch.
+    warn : bool
+        Emit a RuntimeWarning when there is no finite unique minimiser (see below).
 
     Returns
     -------
@@ -520,8 +533,13 @@ def fit_linear_classifier(
     iterations and a few hundred Hessian-vector products, up to ~2000 next to the
     separability threshold (alpha ~ 4.5 for the teacher with rho = 0.2).
 
-    With ``lam = 0`` on linearly separable data (hard targets) no minimiser exists; the
-    iterates diverge until the gradient underflows below ``gtol``, and a RuntimeWarning says so.
+    With ``lam = 0`` on linearly separable data (hard targets) no minimiser exists: the
+    iterates diverge (the norm grows without bound along the max-margin direction) until the
+    gradient underflows below ``gtol``. This is detected exactly, by the returned weights
+    classifying every hard target correctly (which proves separability), and reported as
+    ``finite=False``, ``converged=False``. With ``lam = 0`` and at most as many samples as
+    weights (``M <= N``; soft targets can then be fitted exactly) the minimiser is not unique:
+    reported the same way (the fit from ``w = 0`` is the minimum-norm one).
     """
     X = _check_design(X)
     terms = _check_terms(terms, X.shape[0])
@@ -544,13 +562,17 @@ def fit_linear_classifier(
         ):
             theta = cold
     fit = _solve(objective, theta, gtol, max_iter, max_cg)
+    reason = ""
     if lam == 0.0 and _separates_hard_targets(terms, fit.preactivations):
-        warnings.warn(
-            "lam = 0 on linearly separable data with hard targets: no minimiser exists; the "
-            "returned weights are where the gradient fell below gtol, not a solution",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        reason = ("lam = 0 on linearly separable data with hard targets: no minimiser exists; "
+                  "the returned weights are where the gradient fell below gtol, not a solution")
+    elif lam == 0.0 and X.shape[0] <= X.shape[1]:
+        reason = (f"lam = 0 with {X.shape[0]} samples for {X.shape[1]} weights: the minimiser "
+                  "is not unique (the returned one has the minimum norm from w0 = 0)")
+    if reason:
+        if warn:
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
+        fit = dataclasses.replace(fit, converged=False, finite=False, reason=reason)
     return fit
 
 

@@ -138,9 +138,36 @@ class SimulationResult:
     sem: dict[str, float]
     per_seed: list[dict[str, float]] = field(repr=False)
 
+    @property
+    def status(self) -> int:
+        """As the theory's: 0 every seed converged, 1 some did not, 3 some seeds have no finite
+        unique minimiser (``finite`` 0: unregularised on separable data, or fewer samples
+        than weights), and their observables are NaN."""
+        if any(row.get("finite", 1.0) == 0.0 for row in self.per_seed):
+            return 3
+        if any(row.get("converged", 1.0) == 0.0 for row in self.per_seed):
+            return 1
+        return 0
+
+    @property
+    def message(self) -> str:
+        """One line describing :attr:`status`."""
+        k = self.seeds
+        if self.status == 3:
+            bad = sum(row.get("finite", 1.0) == 0.0 for row in self.per_seed)
+            return (f"no finite solution at {bad} of {k} seeds: the norm grows without "
+                    "bound (unregularised on a separable sample) or the minimiser is not "
+                    "unique")  # fmt: skip
+        if self.status == 1:
+            bad = sum(row.get("converged", 1.0) == 0.0 for row in self.per_seed)
+            return f"not converged at {bad} of {k} seeds"
+        return f"converged at all {k} seeds"
+
     def to_dict(self) -> dict[str, Any]:
         """A plain (JSON-serialisable) dictionary of the result."""
         return {
+            "status": self.status,
+            "message": self.message,
             "model": self.model,
             "params": dict(self.params),
             "n": self.n,
@@ -423,18 +450,29 @@ def _linear_observables(
     }
 
 
+DIAGNOSTICS = ("grad_norm", "n_iter", "converged", "finite")
+
+
 def _fit_diagnostics(fit: LinearFit | None) -> dict[str, float]:
     if fit is None:  # a teacher that was not trained (Bayes-optimal proxy)
-        return {"grad_norm": math.nan, "n_iter": 0.0, "converged": 1.0}
+        return {"grad_norm": math.nan, "n_iter": 0.0, "converged": 1.0, "finite": 1.0}
     return {
         "grad_norm": fit.grad_norm,
         "n_iter": float(fit.n_iter),
         "converged": float(fit.converged),
+        "finite": float(fit.finite),
     }
 
 
+def _without_solution(obs: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """``obs`` with every observable but the solver diagnostics set to NaN (no finite unique
+    minimiser: the weights are not a solution, as the theory's status 3 has NaN overlaps)."""
+    keep = {prefix + name for name in DIAGNOSTICS}
+    return {k: (v if k in keep or not k.startswith(prefix) else math.nan) for k, v in obs.items()}
+
+
 def _warn_unconverged(fit: LinearFit, what: str, params: dict[str, Any]) -> None:
-    if not fit.converged:
+    if not fit.converged and fit.finite:  # no finite solution: summarised once per run
         warnings.warn(
             f"{what} fit did not converge (grad_norm={fit.grad_norm:.3g} after {fit.n_iter} "
             f"Newton iterations) at {params}",
@@ -475,11 +513,13 @@ def _teacher_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     sample = data.training(n, prm["alpha"], prm["rho"], prm["delta"])
     test = data.test(n, prm["rho"], prm["delta"], run.n_test)
     p = smooth_labels(sample.y, prm["smoothing"])
-    fit = fit_ridge_logistic(sample.X, p, prm["lam"], **_warm(warm.get("teacher"), n))
+    fit = fit_ridge_logistic(sample.X, p, prm["lam"], warn=False,
+                             **_warm(warm.get("teacher"), n))  # fmt: skip
     _warn_unconverged(fit, "teacher", prm)
     warm["teacher"] = fit
     teacher = _Teacher(fit.w, fit.b, fit.preactivations, fit)
-    return _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"])
+    obs = _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"])
+    return obs if fit.finite else _without_solution(obs)
 
 
 def _teacher_observables(
@@ -509,7 +549,8 @@ def _trained_teacher(data: _SeedData, sample: MixtureSample, prm: dict, run, war
 
         def build(rng):
             p = smooth_labels(sample.y, prm["smoothing"])
-            fit = fit_ridge_logistic(sample.X, p, prm["lam_t"], **_warm(warm.get("teacher"), run.n))
+            fit = fit_ridge_logistic(sample.X, p, prm["lam_t"], warn=False,
+                                     **_warm(warm.get("teacher"), run.n))  # fmt: skip
             _warn_unconverged(fit, "teacher", prm)
             return _Teacher(fit.w, fit.b, fit.preactivations, fit)
 
@@ -529,8 +570,9 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     p = smooth_labels(sample.y, prm["smoothing"])
     kd = (prm["chi"], prm["temperature"], prm["t2_scaling"])
     fit = fit_kd_student(
-        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, **_warm(warm.get("student"), k)
-    )
+        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, warn=False,
+        **_warm(warm.get("student"), k),
+    )  # fmt: skip
     _warn_unconverged(fit, "student", prm)
     warm["student"] = fit
     h = fit.preactivations
@@ -545,6 +587,15 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
 
     teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta)
     obs.update({f"teacher_{name}": value for name, value in teacher_obs.items()})
+    teacher_finite = teacher.fit is None or teacher.fit.finite
+    if not teacher_finite:
+        obs = _without_solution(obs, "teacher_")
+        if prm["chi"] > 0.0:  # it distils the outputs of a teacher that is not a solution
+            obs["finite"] = obs["converged"] = 0.0
+    if not obs["finite"]:
+        obs = {k: (v if k.startswith("teacher_") else math.nan) for k, v in obs.items()} | {
+            name: obs[name] for name in DIAGNOSTICS
+        }
     return obs
 
 
@@ -589,6 +640,8 @@ def _simulate(
         point_params = {**params, **({} if vary == "n" else {vary: value})}
         points.append((point_options, _validate_point(model, point_params, point_options.n)))
 
+    for opts, prm in points:
+        check_memory(model, prm, opts)
     first = points[0][0]
     per_value: list[list[dict[str, float]]] = [[] for _ in values]
     point_function = _POINT_FUNCTIONS[model]
@@ -610,7 +663,49 @@ def _simulate(
                 model, prm, opts.n, opts.seeds, opts.seed, opts.n_test, mean, sem, rows
             )
         )
+    diverged = [r for r in results if r.status == 3]
+    if diverged:
+        warnings.warn(f"{model} simulation: {diverged[0].message}"
+                      + (f" (and at {len(diverged) - 1} more points)" if len(diverged) > 1 else ""),
+                      NoFiniteSolutionWarning, stacklevel=3)  # fmt: skip
     return SimulationCurve(model, vary, [_plain(v) for v in values], results)
+
+
+class NoFiniteSolutionWarning(RuntimeWarning):
+    """Emitted once per simulation when some seeds have no finite unique minimiser."""
+
+
+# Largest memory a simulation point may need (data of one seed plus the solver's copies);
+# override with the environment variable KD_REPLICA_MAX_MEMORY_GIB.
+MAX_MEMORY_GIB = 4.0
+# Peak memory of a point over the size of its inputs (training and test X), measured with
+# tracemalloc: 1.62 for teacher and student (N = 400, M = 8000, n_test = 2000).
+_MEMORY_FACTOR = 1.7
+
+
+def memory_needed(model: str, prm: dict[str, Any], opts: _RunOptions) -> float:
+    """Bytes of the inputs of one seed (training ``M x N`` and test ``n_test x N``) times the
+    measured peak factor."""
+    m = round(prm["alpha"] * opts.n)
+    return 8.0 * opts.n * (m + opts.n_test) * _MEMORY_FACTOR
+
+
+def check_memory(model: str, prm: dict[str, Any], opts: _RunOptions) -> None:
+    """ParameterError naming ``alpha`` (many samples) or ``n`` if a point needs more memory than
+    ``MAX_MEMORY_GIB``."""
+    import os
+
+    limit = float(os.environ.get("KD_REPLICA_MAX_MEMORY_GIB", MAX_MEMORY_GIB))
+    need = memory_needed(model, prm, opts) / 2**30
+    if need <= limit:
+        return
+    m = round(prm["alpha"] * opts.n)
+    name, value = ("alpha", prm["alpha"]) if m > max(opts.n, opts.n_test) else ("n", opts.n)
+    raise ParameterError(
+        f"{name} = {value:g} is too large: N = {opts.n} with M = {m} training and {opts.n_test} "
+        f"test samples needs ~{need:.1f} GiB, above the limit of {limit:g} GiB "
+        f"(KD_REPLICA_MAX_MEMORY_GIB)"
+    )
 
 
 def _plain(value):

@@ -261,7 +261,19 @@ def test_non_convergence_is_reported():
 def test_unregularised_separable_problem_warns():
     sample = _mixture(n=100, alpha=0.5)
     with pytest.warns(RuntimeWarning, match="no minimiser"):
-        fit_ridge_logistic(sample.X, sample.y, 0.0, max_iter=30)
+        fit = fit_ridge_logistic(sample.X, sample.y, 0.0, max_iter=30)
+    assert not fit.finite and not fit.converged and "separable" in fit.reason
+    quiet = fit_ridge_logistic(sample.X, sample.y, 0.0, max_iter=30, warn=False)
+    assert not quiet.finite
+
+
+def test_unregularised_soft_targets_with_fewer_samples_than_weights_are_not_unique():
+    sample = _mixture(n=100, alpha=0.5)
+    fit = fit_ridge_logistic(sample.X, 0.1 + 0.8 * sample.y, 0.0, warn=False)
+    assert not fit.finite and "not unique" in fit.reason
+    above = _mixture(n=100, alpha=3.0)
+    fit = fit_ridge_logistic(above.X, 0.1 + 0.8 * above.y, 0.0, warn=False)
+    assert fit.finite and fit.converged
 
 
 # ----------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ TEACHER_OBSERVABLES = {
     "grad_norm",
     "n_iter",
     "converged",
+    "finite",
 }
 STUDENT_OBSERVABLES = TEACHER_OBSERVABLES | {
     "S",
@@ -224,3 +225,41 @@ def test_bad_inputs_raise_parameter_error_naming_the_parameter(name, call):
     with pytest.raises(ParameterError, match=rf"^{name}\b") as info:
         call()
     assert "\n" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# Size guard and divergence detection (issue 13, items 8 and 10)
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [(dict(alpha=1e6, n=50), "alpha"), (dict(alpha=1.0, n=200_000, n_test=0), "n")],
+)
+def test_simulation_too_large_for_memory_is_refused_before_allocating(kwargs, name):
+    with pytest.raises(ParameterError, match=rf"^{name} = .* GiB") as info:
+        simulate_teacher(seeds=2, **kwargs)
+    assert "limit" in str(info.value)
+
+
+def test_unregularised_separable_teacher_has_no_finite_solution():
+    # alpha = 0.5 is far below the separability threshold (~4.8 at rho = 0.2, delta = 1).
+    with pytest.warns(RuntimeWarning, match="no finite solution at 2 of 2 seeds"):
+        result = simulate_teacher(0.5, lam=0.0, seeds=2, **SMALL)
+    assert result.status == 3 and "no finite solution" in result.message
+    assert result.mean["finite"] == 0.0 and result.mean["converged"] == 0.0
+    assert math.isnan(result.mean["eps_g"]) and math.isnan(result.mean["q"])
+    assert result.to_dict()["status"] == 3
+    regularised = simulate_teacher(0.5, lam=1e-3, seeds=2, **SMALL)
+    assert regularised.status == 0 and regularised.mean["finite"] == 1.0
+
+
+def test_student_of_a_teacher_without_solution_has_none_unless_chi_is_zero():
+    kw = dict(lam_t=0.0, lam_s=0.1, seeds=2, **SMALL)
+    with pytest.warns(RuntimeWarning, match="no finite solution"):
+        distilled = simulate_student(0.5, chi=0.5, **kw)
+    assert distilled.status == 3 and math.isnan(distilled.mean["eps_g"])
+    plain = simulate_student(0.5, chi=0.0, **kw)
+    assert plain.mean["finite"] == 1.0 and plain.mean["converged"] == 1.0
+    assert math.isnan(plain.mean["teacher_eps_g"]) and plain.mean["teacher_finite"] == 0.0
+    assert 0.0 < plain.mean["eps_g"] < 0.5
