@@ -75,7 +75,7 @@ class Stage:
     eta : float
         Support: the first ``eta N`` coordinates, ``0 < eta <= 1``.
     lam : float
-        Ridge strength (summed-loss convention, SPEC §2b).
+        Ridge strength (summed-loss convention, docs/conventions.md §2).
     chi : float
         Weight of the distillation term (stage 0: must be 0).
     temperature : float

@@ -1,4 +1,5 @@
-"""Channel (energetic) half of the saddle point: the loss, through its proximal map (SPEC §4).
+"""Channel (energetic) half of the saddle point: the loss, through its proximal map
+(docs/saddle_point.md §1-3).
 
 At zero temperature the channel of the replica free entropy is a Moreau envelope: on a
 training sample of class ``s`` the trained preactivation is the proximal point of the loss at
@@ -17,8 +18,9 @@ the cavity field. The conjugate parameters are Gaussian averages of the resultin
       V^x = alpha delta E[(c - a a~ V_S) / ((1 + a~ V~)(1 + a V))]   (= -alpha delta E[df/d om~])
 
   where ``c = d^2 L / (dh dh~)`` couples the student's loss to the teacher's preactivation.
-  The shift ``V_S f~`` is the student's response to the teacher's own fit of that sample; paper
-  Eq. 96 has it right, while Eq. 21 misses a factor ``sqrt(delta q~)`` (erratum, SPEC §4).
+  The shift ``V_S f~`` is the student's response to the teacher's own fit of that sample: the
+  ``(dS/dq~) lambda~`` term of paper Eq. 96, which equals Eq. 21's ``u~`` term since
+  ``lambda~ = sqrt(delta dq~) u~`` (docs/saddle_point.md §5).
 
 - bias: stationarity in ``b`` is ``E[f] = 0``; ``dE[f]/db = -E[a/(1 + a V)]`` gives the Newton
   update used inside the iteration.
@@ -73,6 +75,8 @@ def teacher_loss_value(h, loss_kind, s, p):
 @njit(cache=True)
 def teacher_channel_averages(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz):
     """Gaussian averages of the teacher channel.
+
+    Equations: docs/saddle_point.md §2 (paper Eq. 49-50).
 
     Returns ``(E[s f], E[f^2], E[a/(1 + a V)], E[f])`` at overlaps ``(m, q, V, b)``.
     """
@@ -335,6 +339,8 @@ def student_channel_averages(
     p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
 ):  # fmt: skip
     """Gaussian averages of the student channel over the grid ``(z1, z2)``.
+
+    Equations: docs/saddle_point.md §3 (paper Eq. 93-97).
 
     Returns ``(E[s f], E[f^2], E[a/(1+aV)], E[f f~], E[(c - a a~ V_S)/((1+a~V~)(1+aV))], E[f])``,
     or NaNs if ``q < S^2 / q~`` (outside the domain). The ``z2`` rule is ``(z2, w2)`` at every

@@ -1,4 +1,5 @@
-"""Losses of the teacher and of the distilled student (paper Eq. 1-4, App. B.3-B.4; SPEC §2).
+"""Losses of the teacher and of the distilled student
+(paper Eq. 1-4, App. B.3-B.4; docs/model.md §2).
 
 The cross-entropy of a soft target ``p`` against the output ``sigma(h)`` is exactly
 
@@ -49,7 +50,7 @@ def kd_loss(h, p, h_teacher, chi, temperature, kd_weight):
 
 @njit(cache=True)
 def kd_loss_cross_derivative(h_teacher, temperature, kd_weight):
-    """``c = d^2 L / (dh dh~) = -(kd_weight / T^2) sigma'(h~ / T)`` (SPEC §4)."""
+    """``c = d^2 L / (dh dh~) = -(kd_weight / T^2) sigma'(h~ / T)`` (docs/saddle_point.md §3)."""
     return -kd_weight * sigmoid_prime(h_teacher / temperature) / (temperature * temperature)
 
 

@@ -1,4 +1,4 @@
-"""Model parameters and their validation (SPEC §1).
+"""Model parameters and their validation (docs/model.md §1).
 
 Every public entry point validates its inputs through the helpers here, so a bad value
 produces one :class:`ParameterError` whose message names the parameter, e.g.
@@ -97,7 +97,7 @@ def check_rule_nodes(name: str, value) -> int:
 
 @dataclass(frozen=True)
 class GaussianMixture:
-    """Unbalanced two-cluster Gaussian mixture of paper Eq. 10 (SPEC §1).
+    """Unbalanced two-cluster Gaussian mixture of paper Eq. 10 (docs/model.md §1).
 
     ``x = s v / sqrt(N) + sqrt(delta) z`` with label ``y = 1`` (``s = +1``) with probability
     ``rho`` and ``y = 0`` (``s = -1``) otherwise.

@@ -1,4 +1,5 @@
-"""Prior (entropic) half of the saddle point: the ridge penalty (SPEC §4, paper App. A).
+"""Prior (entropic) half of the saddle point: the ridge penalty
+(docs/saddle_point.md §4, paper App. A).
 
 Given the conjugate parameters produced by the channel, the ridge prior is Gaussian, so each
 weight is an explicit linear function of the cluster direction ``v_i`` and of a Gaussian
@@ -24,7 +25,8 @@ from numba import njit
 
 @njit(cache=True)
 def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
-    """Teacher overlaps from its conjugates (paper Eq. 50-52 in our normalisation).
+    """Teacher overlaps from its conjugates
+    (paper Eq. 46-48 in our normalisation; docs/saddle_point.md §2).
 
     Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``, or NaNs
     when ``D`` or ``D^2`` is not positive (``lam = 0`` and a channel curvature that underflowed, far
@@ -40,7 +42,8 @@ def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
 def ridge_student_prior(
     mhat, Qhat, Vhat, Qhat_x, Vhat_x, lam, eta, delta, m_t, q_t, V_t
 ):
-    """Student overlaps from its conjugates and the teacher's overlaps (SPEC §4, prior side).
+    """Student overlaps from its conjugates and the teacher's overlaps
+    (docs/saddle_point.md §4, prior side).
 
     Returns ``(m, q, S, V, V_S)``::
 

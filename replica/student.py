@@ -1,4 +1,5 @@
-"""The sparse knowledge-distillation student: replica-symmetric fixed point (SPEC §2, §4).
+"""The sparse knowledge-distillation student: replica-symmetric fixed point
+(docs/model.md §2, docs/saddle_point.md §3-4).
 
 The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
 teacher's own training inputs::
@@ -222,6 +223,8 @@ def student_map(
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
 
+    Equations: docs/saddle_point.md §3-4 (paper App. A.2).
+
     The quadrature ``(z1, w1, z2, w2, gx, gw)`` is that of
     :func:`replica.channel.student_channel_averages`.
 
@@ -381,6 +384,8 @@ def solve_student(
     adapt_quadrature: bool = True,
 ) -> StudentSolution:
     """Solve the distilled student's replica saddle point.
+
+    Equations: docs/saddle_point.md §3-6 (paper App. A.2-A.3); numerics: docs/numerics.md §4.
 
     Parameters
     ----------

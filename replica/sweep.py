@@ -1,5 +1,7 @@
 """Theory curves along one parameter, as columns ready for CSV or pandas.
 
+Paths, optima and their numerics: docs/numerics.md §5.
+
 ``teacher_curve("alpha", values, lam=0.1)`` walks the path with warm starts
 (:func:`saddle.continuation.continuation`) and returns a :class:`Curve` whose ``columns`` map
 each observable to a list (one entry per value).
@@ -272,8 +274,9 @@ DIRECT_VARIABLES = ("alpha", "rho", "delta", "eta", "lam_s", "smoothing")
 
 def _direct_solver(fixed: dict):
     """The student trained on the labels alone (``chi = 0``), through its exact equivalence
-    with the teacher problem at ``(alpha/eta, delta/eta, lam_s/eta^2)`` (SPEC §4 checks; the
-    same ``m``, ``b`` and ``eps_g``, and ``q = q_teacher / eta``). Model name ``"direct"``."""
+    with the teacher problem at ``(alpha/eta, delta/eta, lam_s/eta^2)``
+    (docs/saddle_point.md §7; the same ``m``, ``b`` and ``eps_g``, and ``q = q_teacher / eta``).
+    Model name ``"direct"``."""
     base = {"rho": 0.2, "delta": 1.0, "eta": 0.5, "lam_s": 1e-4, "smoothing": 0.0}
     base.update({k: v for k, v in fixed.items() if k in DIRECT_VARIABLES})
     options = {k: v for k, v in fixed.items()
@@ -369,7 +372,7 @@ def best_direct_ridge(alpha: float, rho: float = 0.2, delta: float = 1.0, eta: f
     """``(lam*, eps*)``: the student trained on the labels (``chi = 0``) at its best ``lam_s``.
 
     Uses the exact equivalence of the ``chi = 0`` student with the teacher problem at
-    ``(alpha/eta, delta/eta, lam_s/eta^2)`` (SPEC §4 checks), and a bounded search in
+    ``(alpha/eta, delta/eta, lam_s/eta^2)`` (docs/saddle_point.md §7), and a bounded search in
     ``log10 lam_s`` over ``[lower, upper]`` (boundaries included).
     """
     from scipy.optimize import minimize_scalar

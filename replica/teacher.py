@@ -1,4 +1,5 @@
-"""The ridge-regularised logistic teacher: replica-symmetric fixed point (SPEC §4; paper App. A.1).
+"""The ridge-regularised logistic teacher: replica-symmetric fixed point
+(docs/saddle_point.md §2; paper App. A.1).
 
 The teacher minimises ``sum_mu CE(p_mu, sigma(h~_mu)) + lam/2 |w~|^2`` with a free bias on the
 mixture of paper Eq. 10 (the model of Mignacco et al. 2020). Its zero-temperature RS saddle
@@ -126,6 +127,8 @@ def limited_bias_step(b, ef, ea, max_step):
 @njit(cache=True)
 def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz):
     """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``.
+
+    Equations: docs/saddle_point.md §2 (paper App. A.1).
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
@@ -323,6 +326,8 @@ def solve_teacher(
     adapt_quadrature: bool = True,
 ) -> TeacherSolution:
     """Solve the teacher's replica saddle point.
+
+    Equations: docs/saddle_point.md §2 (paper App. A.1); numerics: docs/numerics.md §4.
 
     Parameters
     ----------

@@ -57,6 +57,8 @@ def tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2):
 def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
     """Proximal map of the two-term tempered logistic loss (safeguarded Newton).
 
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+
     Parameters
     ----------
     omega : float
@@ -125,7 +127,10 @@ def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
 
 @njit(cache=True)
 def prox_square(omega, V, c, target):
-    """Proximal map of ``L(h) = c (h - target)^2 / 2``: ``(omega + V c target) / (1 + V c)``."""
+    """Proximal map of ``L(h) = c (h - target)^2 / 2``: ``(omega + V c target) / (1 + V c)``.
+
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+    """
     return (omega + V * c * target) / (1.0 + V * c)
 
 
