@@ -10,6 +10,7 @@ import math
 from numba import njit
 
 from replica.params import GaussianMixture, check_positive, check_unit_interval
+from replica.prior import sparse_equivalent_problem
 from saddle.special import gaussian_tail
 
 
@@ -45,6 +46,6 @@ def bayes_optimal_error(
     mixture = mixture or GaussianMixture()
     alpha = check_positive("alpha", alpha)
     eta = check_unit_interval("eta", eta, open_left=True)
-    alpha_eff, delta_eff = alpha / eta, mixture.delta / eta
+    alpha_eff, delta_eff, _ = sparse_equivalent_problem(alpha, mixture.delta, eta)
     m, q, b = bayes_optimal_overlaps(alpha_eff, mixture.rho, delta_eff)
     return generalisation_error(m, q, b, mixture.rho, delta_eff)

@@ -25,7 +25,6 @@ Threshold lines (:mod:`replica.thresholds`) are overlaid where an axis is ``alph
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -403,8 +402,3 @@ def plot_phase(diagram: PhaseDiagram, path: str | Path, *, levels: int = 10) -> 
     plt.close(fig)
     return path
 
-
-def finite_or_nan(values: Sequence) -> np.ndarray:
-    """Floats, with non-finite entries as NaN."""
-    arr = np.asarray(values, dtype=float)
-    return np.where(np.isfinite(arr), arr, math.nan)

@@ -23,6 +23,18 @@ import numpy as np
 from numba import njit
 
 
+def sparse_equivalent_problem(alpha, delta, eta, lam=0.0):
+    """The ``eta``-sparse problem ``(alpha, delta, eta, lam)`` as a full one
+    (docs/saddle_point.md §4, paper Sec. 3.2): ``(alpha/eta, delta/eta, lam/eta^2)``.
+
+    A stage trained on the labels alone (``chi = 0``) on ``eta N`` of the ``N`` coordinates is
+    the teacher of this problem (same ``m``, ``b`` and test error; ``q = q'/eta``); the
+    Bayes-optimal and separability bounds of a sparse classifier follow the same map. Works on
+    numbers and on sympy symbols.
+    """
+    return alpha / eta, delta / eta, lam / eta**2
+
+
 @njit(cache=True)
 def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
     """Teacher overlaps from its conjugates

@@ -4,13 +4,16 @@
 The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
 teacher's own training inputs::
 
-    sum_mu (1 - chi) CE(p_mu, sigma(h_mu)) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
+    sum_mu (1 - chi) l(y_mu, h_mu) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
            + lam_s / 2 |w|^2,
 
 with ``c_T = 1`` (the paper) or ``T^2`` (Hinton's scaling), where ``h~_mu`` is the trained
-teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). Two teachers:
+teacher's preactivation on sample ``mu`` (paper Eq. 3-4, App. A.2, B.4). The label loss ``l``
+is a row of :mod:`replica.losses` (``loss``: the paper's ``CE(p, sigma(h))``, square or hinge);
+the distillation term is always the tempered cross-entropy. The teacher is one of the kinds
+of :data:`replica.stages.TEACHER_KINDS`:
 
-- ``"ridge"``: the ridge logistic teacher of :mod:`replica.teacher`, solved first;
+- ``"ridge"``: the ridge teacher of :mod:`replica.teacher` (loss ``teacher_loss``), solved first;
 - ``"bayes"``: the Bayes-optimal proxy teacher of paper Eq. 23-24 (App. A.3),
   ``w~ = v + sqrt(delta/alpha) g``, not trained on the samples: ``m~ = 1``,
   ``q~ = 1 + delta/alpha``, ``V~ = 0`` and no self-fit response (``f~ = 0``).
@@ -39,13 +42,15 @@ import numpy as np
 from numba import njit
 
 from replica.channel import (
+    channel_scratch,
+    stage_bend,
     student_channel_averages,
     student_channel_marginals,
-    student_kink,
     student_training_observables,
+    teacher_kink_nodes,
 )
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps, generalisation_error
-from replica.losses import kd_term_weight
+from replica.losses import KINKED, LOGISTIC, LOSS_KINDS, kd_target, kd_term_weight, mixture_prox
 from replica.params import (
     GaussianMixture,
     MixtureParamsMixin,
@@ -57,14 +62,13 @@ from replica.params import (
     check_unit_interval,
 )
 from replica.prior import ridge_student_prior
+from replica.stages import TEACHER_KINDS, NodeFields, teacher_kind
 from replica.teacher import (
-    LOSSES,
     QUADRATURE_TOL,
     UNRESOLVED_FACTOR,
     TeacherSolution,
     homotopy_path,
     limited_bias_step,
-    solve_teacher,
     teacher_probe,
     teacher_training_observables,
 )
@@ -77,6 +81,13 @@ from saddle.fixed_point import (
     solve_fixed_point,
     unresolved_quadrature,
 )
+from saddle.piecewise import (
+    SPLIT_CUTOFF,
+    SPLIT_PANEL,
+    legendre_rule,
+    split_gaussian_rule,
+    split_rule_capacity,
+)
 from saddle.quadrature import (
     GaussHermite,
     gauss_hermite,
@@ -85,7 +96,7 @@ from saddle.quadrature import (
     rule_resolves,
 )
 
-TEACHERS = ("ridge", "bayes")
+TEACHERS = tuple(TEACHER_KINDS)
 # Smallest distillation temperature accepted. In u = h / T the distillation term is the plain
 # cross-entropy and the ridge becomes lam_s T^2 / kd_weight: at small T without Hinton's T^2
 # the student is an almost unregularised classifier of the teacher's (hard) training labels,
@@ -130,7 +141,16 @@ class StudentParams(MixtureParamsMixin):
     smoothing : float
         Label smoothing ``eps`` of the hard-label targets (teacher's and student's).
     teacher : {"ridge", "bayes"}
-        Ridge logistic teacher or Bayes-optimal proxy teacher.
+        Teacher kind (:data:`replica.stages.TEACHER_KINDS`): ridge teacher or Bayes-optimal
+        proxy.
+    loss : {"logistic", "square", "hinge"}
+        The student's *label* term ``(1 - chi) l(y, h)`` (:mod:`replica.losses`); the
+        distillation term stays the tempered cross-entropy.
+    teacher_loss : {"logistic", "square", "hinge"}
+        The ridge teacher's loss (unused by the Bayes proxy).
+
+    Non-logistic losses need a positive ridge (``lam_s > 0``, and ``lam_t > 0`` for a hinge
+    teacher).
     """
 
     alpha: float
@@ -144,6 +164,8 @@ class StudentParams(MixtureParamsMixin):
     t2_scaling: bool = False
     smoothing: float = 0.0
     teacher: str = "ridge"
+    loss: str = "logistic"
+    teacher_loss: str = "logistic"
 
     def __post_init__(self) -> None:
         mixture = GaussianMixture(self.rho, self.delta)
@@ -163,6 +185,14 @@ class StudentParams(MixtureParamsMixin):
         object.__setattr__(self, "t2_scaling", bool(self.t2_scaling))
         if self.teacher not in TEACHERS:
             raise ParameterError(f"teacher must be one of {TEACHERS}; got {self.teacher!r}")
+        for name in ("loss", "teacher_loss"):
+            if getattr(self, name) not in LOSS_KINDS:
+                raise ParameterError(f"{name} must be one of {sorted(LOSS_KINDS)}; "
+                                     f"got {getattr(self, name)!r}")  # fmt: skip
+        if self.loss != "logistic" and self.lam_s == 0.0:
+            raise ParameterError(f"lam_s must be > 0 for the {self.loss} loss; got 0.0")
+        if self.teacher_loss == "hinge" and self.teacher == "ridge" and self.lam_t == 0.0:
+            raise ParameterError("lam_t must be > 0 for the hinge loss; got 0.0")
 
     @property
     def kd_weight(self) -> float:
@@ -197,8 +227,9 @@ def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSol
     m, q, b = bayes_optimal_overlaps(alpha, rho, delta)
     quad = gauss_hermite(96)
     train_loss, train_error = teacher_training_observables(
-        m, q, 0.0, b, rho, delta, LOSSES["logistic"], 1.0, 0.0, quad.nodes, quad.weights
-    )
+        m, q, 0.0, b, rho, delta, LOGISTIC, 1.0, 0.0, quad.nodes, quad.weights,
+        channel_scratch(quad.size),
+    )  # fmt: skip
     report = FixedPointResult(np.array([m, q, 0.0, b]), True, CONVERGED, "closed form", 0, 0.0, ())
     eps = float(generalisation_error(m, q, b, rho, delta))
     nan = math.nan
@@ -208,18 +239,18 @@ def bayes_teacher_solution(alpha: float, rho: float, delta: float) -> TeacherSol
 
 
 @njit(cache=True)
-def student_conjugates(esf, ef2, ea, eff, ex, alpha, delta):
-    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = alpha delta E[a/(1+aV)]``,
-    ``Q^x = alpha delta E[f f~]``, ``V^x = alpha delta E[(c - a a~ V_S)/((1+a~V~)(1+aV))]``."""
+def student_conjugates(esf, ef2, eg, eff, ex, alpha, delta):
+    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = -alpha delta E[df/d om]``,
+    ``Q^x = alpha delta E[f f~]``, ``V^x = -alpha delta E[df/d om~]`` (:mod:`replica.channel`)."""
     ad = alpha * delta
-    return alpha * esf, ad * ef2, ad * ea, ad * eff, ad * ex
+    return alpha * esf, ad * ef2, ad * eg, ad * eff, ad * ex
 
 
 @njit(cache=True)
 def student_map(
     m, q, S, V, V_S, b, alpha, rho, delta, eta, lam_s, m_t, q_t, V_t,
-    teacher_h, teacher_f, teacher_a, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2,
-    gx, gw,
+    teacher_h, teacher_f, teacher_r, teacher_g, loss_kind, p_pos, p_neg, chi, temperature,
+    kd_weight, z1, w1, z2, w2, gx, gw, scratch,
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
 
@@ -230,15 +261,15 @@ def student_map(
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
-    esf, ef2, ea, eff, ex, ef = student_channel_averages(
-        m, q, S, V, V_S, b, rho, delta, q_t, V_t, teacher_h, teacher_f, teacher_a,
-        p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
+    esf, ef2, eg, eff, ex, ef = student_channel_averages(
+        m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
+        loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
     )  # fmt: skip
-    mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, ea, eff, ex, alpha, delta)
+    mhat, Qhat, Vhat, Qhat_x, Vhat_x = student_conjugates(esf, ef2, eg, eff, ex, alpha, delta)
     m_n, q_n, S_n, V_n, VS_n = ridge_student_prior(
         mhat, Qhat, Vhat, Qhat_x, Vhat_x, lam_s, eta, delta, m_t, q_t, V_t
     )
-    b_n = limited_bias_step(b, ef, ea, 1.0 + 2.0 * math.sqrt(delta * q))
+    b_n = limited_bias_step(b, ef, eg, 1.0 + 2.0 * math.sqrt(delta * q))
     return m_n, q_n, S_n, V_n, VS_n, b_n
 
 
@@ -300,6 +331,37 @@ class StudentSolution(ReportedSolution):
         """``(m, q, S, V, V_S, b)``: pass as ``initial=`` to warm-start a nearby solve."""
         return np.array([self.m, self.q, self.S, self.V, self.V_S, self.b])
 
+    def node_fields(self, z1: np.ndarray, z2: np.ndarray) -> NodeFields:
+        """The teacher protocol (:mod:`replica.stages`) for a solved student.
+
+        The student's field on a training sample of class ``s`` is
+        ``om = s m + b + sqrt(delta)(S/sqrt(q~) z1 + sqrt(q - S^2/q~) z2)`` and its proximal
+        step is taken at ``om + V_S f~(z1)``: its fields live on the grid ``(z1, z2)`` of its
+        own and its teacher's directions. Returns arrays of shape ``(2, len(z1), len(z2))``.
+        """
+        z1 = np.ascontiguousarray(z1, dtype=float)
+        z2 = np.ascontiguousarray(z2, dtype=float)
+        p = self.params
+        teacher = self.teacher.node_fields(z1)
+        kind, c, k, T = LOSS_KINDS[p.loss], 1.0 - p.chi, p.kd_weight, p.temperature
+        sd_1 = math.sqrt(p.delta) * self.S / math.sqrt(self.teacher.q)
+        sd_2 = math.sqrt(p.delta * max(self.q - self.S**2 / self.teacher.q, 0.0))
+        shape = (2, z1.size, z2.size)
+        h, f, r, g = (np.empty(shape) for _ in range(4))
+        for cls, ((s, target), t_h, t_f) in enumerate(
+            zip(((1.0, p.targets[0]), (-1.0, p.targets[1])), teacher.h, teacher.f, strict=True)
+        ):
+            for i in range(z1.size):
+                t = kd_target(t_h[i], T)
+                centre = s * self.m + self.b + sd_1 * z1[i] + self.V_S * t_f[i]
+                hj = centre
+                for j in range(z2.size):
+                    omega = centre + sd_2 * z2[j]
+                    hj, d, gj, _ = mixture_prox(kind, omega, self.V, s, target, c, k, T, t, hj)
+                    h[cls, i, j], f[cls, i, j] = hj, (hj - omega) / self.V
+                    r[cls, i, j], g[cls, i, j] = 1.0 / d, gj
+        return NodeFields(h, f, r, g)
+
     def student_dict(self) -> dict:
         keys = (
             "eps_g", "m", "q", "S", "V", "V_S", "b", "train_loss", "train_ce", "train_error",
@@ -353,7 +415,7 @@ def default_student_start(params: StudentParams, teacher: TeacherSolution) -> np
       teacher's huge bias would throw a small student far off).
     """
     eta = params.eta
-    if params.chi > 0.0 and params.teacher == "ridge" and teacher.V > 0.0:
+    if params.chi > 0.0 and teacher_kind(params.teacher).fitted and teacher.V > 0.0:
         return np.array([eta * teacher.m, eta * teacher.q, 0.9 * eta * teacher.q,
                          eta * teacher.V, 0.0, teacher.b * math.sqrt(eta)])  # fmt: skip
     q = eta
@@ -373,6 +435,8 @@ def solve_student(
     t2_scaling: bool = False,
     smoothing: float = 0.0,
     teacher: str = "ridge",
+    loss: str = "logistic",
+    teacher_loss: str = "logistic",
     *,
     teacher_solution: TeacherSolution | None = None,
     initial: np.ndarray | None = None,
@@ -390,10 +454,12 @@ def solve_student(
     Parameters
     ----------
     alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
+    loss, teacher_loss
         See :class:`StudentParams`.
     teacher_solution : TeacherSolution, optional
-        The ridge teacher already solved at the same ``(alpha, rho, delta, lam_t, smoothing)``
-        (saves its solve along a sweep in student-only parameters). Ignored for ``"bayes"``.
+        The ridge teacher already solved at the same
+        ``(alpha, rho, delta, lam_t, smoothing, teacher_loss)`` (saves its solve along a sweep in
+        student-only parameters). Ignored for a teacher kind that is not fitted (``"bayes"``).
     initial : array_like, optional
         Starting ``(m, q, S, V, V_S, b)``, e.g. ``previous.state``.
     n_nodes : (int, int)
@@ -438,27 +504,28 @@ def solve_student(
     ``max(1, lam_s)`` downwards (for ``lam_s = 0``: to ``1e-10``, then 0).
     """
     params = StudentParams(
-        alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher
-    )
+        alpha, rho, delta, eta, lam_t, lam_s, chi, temperature, t2_scaling, smoothing, teacher,
+        loss, teacher_loss,
+    )  # fmt: skip
     n1, n2 = check_nodes(n_nodes)
-    if params.teacher == "bayes":
-        tsol = bayes_teacher_solution(params.alpha, params.rho, params.delta)
-    elif teacher_solution is not None:
+    kind = teacher_kind(params.teacher)
+    if kind.fitted and teacher_solution is not None:
         tp = teacher_solution.params
-        wanted = (params.alpha, params.rho, params.delta, params.lam_t, params.smoothing)
-        if (tp.alpha, tp.rho, tp.delta, tp.lam, tp.smoothing) != wanted or tp.loss != "logistic":
+        wanted = (params.alpha, params.rho, params.delta, params.lam_t, params.smoothing,
+                  params.teacher_loss)  # fmt: skip
+        if (tp.alpha, tp.rho, tp.delta, tp.lam, tp.smoothing, tp.loss) != wanted:
             raise ParameterError("teacher_solution was solved at other parameters")
         tsol = teacher_solution
     else:
-        tsol = solve_teacher(
-            params.alpha, params.rho, params.delta, params.lam_t, params.smoothing, warn=warn
-        )
+        tsol = kind.solve_theory(params, warn=warn)
     from replica.thresholds import student_has_finite_solution
 
-    finite, reason = student_has_finite_solution(
-        params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
-        params.smoothing,
-    )  # fmt: skip
+    finite, reason = True, ""
+    if params.loss == "logistic":
+        finite, reason = student_has_finite_solution(
+            params.alpha, params.rho, params.delta, params.eta, params.lam_s, params.chi,
+            params.smoothing,
+        )  # fmt: skip
     reported_teacher = tsol
     if not tsol.finite and params.chi == 0.0 and finite:
         # At chi = 0 the student does not use its teacher: its fields and loss depend on
@@ -469,7 +536,12 @@ def solve_student(
         finite, reason = False, f"the teacher has none: {tsol.report.message}"
     if not finite:
         return _no_finite_student(params, tsol, reason, warn)
-    if adapt_quadrature:
+    kinks = teacher_kink_nodes(tsol.m, tsol.q, tsol.V, tsol.b, tsol.params.rho,
+                               tsol.params.delta, LOSS_KINDS[tsol.params.loss],
+                               *tsol.params.targets)  # fmt: skip
+    if kinks:
+        rule1 = kink_split_rule(kinks)
+    elif adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
         rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
     else:
@@ -477,7 +549,9 @@ def solve_student(
     grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes))
     p_pos, p_neg = params.targets
     kd_weight = params.kd_weight
+    loss_kind = LOSS_KINDS[params.loss]
     q_t = tsol.q
+    scratch = channel_scratch(SPLIT_ORDERS[-1] + 1)
 
     unit = student_units(params)
 
@@ -485,8 +559,8 @@ def solve_student(
         """Solve at ridge ``lam`` from ``start``; the iteration runs on ``x / unit``."""
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
-            *grid.fields, p_pos, p_neg, params.chi, params.temperature,
-            kd_weight, *grid.nodes_weights,
+            *grid.fields, loss_kind, p_pos, p_neg, params.chi, params.temperature,
+            kd_weight, *grid.nodes_weights, scratch,
         )  # fmt: skip
 
         def update(u: np.ndarray) -> np.ndarray:
@@ -531,18 +605,19 @@ def solve_student(
         total += extra
     report = dataclasses.replace(report, nit=total)
     z1, w1, z2, w2, gx, gw = grid.nodes_weights
-    teacher_h, teacher_f, teacher_a = grid.fields
+    fields = grid.fields
     rule1 = grid.rule1
     m, q, S, V, V_S, b = (float(v) for v in report.x)
-    esf, ef2, ea, eff, ex, _ = student_channel_averages(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, teacher_h, teacher_f,
-        teacher_a, p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2,
-        gx, gw,
+    esf, ef2, eg, eff, ex, _ = student_channel_averages(
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, fields.r,
+        fields.g, loss_kind, p_pos, p_neg, params.chi, params.temperature, kd_weight,
+        z1, w1, z2, w2, gx, gw, scratch,
     )  # fmt: skip
-    conj = student_conjugates(esf, ef2, ea, eff, ex, params.alpha, params.delta)
+    conj = student_conjugates(esf, ef2, eg, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, teacher_h, teacher_f,
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, loss_kind,
         p_pos, p_neg, params.chi, params.temperature, kd_weight, z1, w1, z2, w2, gx, gw,
+        scratch,
     )  # fmt: skip
     if warn and not report.converged:
         warnings.warn(
@@ -578,7 +653,7 @@ class _StudentGrid:
     Rules in ``z1`` and ``z2``, the teacher's fields at the ``z1`` nodes, and ``split_order``:
     0 for the ``z2`` rule at every ``z1`` node, else the Gauss-Legendre order of the per-node
     rules graded towards the kinks of the student's proximal map
-    (:func:`replica.channel.student_z2_rule`).
+    (:func:`replica.channel.own_direction_rule`).
     """
 
     def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
@@ -597,20 +672,20 @@ class _StudentGrid:
                 *self.legendre)  # fmt: skip
 
 
-_NO_SPLIT = (np.zeros(0), np.zeros(0))
+_NO_SPLIT = gauss_legendre(1)[0][:0], gauss_legendre(1)[1][:0]  # (empty; read-only like the rules)
 
 
 def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
-                      rule1: GaussHermite, fields: tuple, rule2: GaussHermite,
+                      rule1: GaussHermite, fields: NodeFields, rule2: GaussHermite,
                       legendre: tuple) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """``(out1, out2)`` of :func:`replica.channel.student_channel_marginals` at ``state``."""
     m, q, S, V, V_S, b = (float(v) for v in state)
     p_pos, p_neg = params.targets
     out1, out2 = np.empty((6, rule1.size)), np.empty((6, rule2.size))
     student_channel_marginals(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, tsol.V, *fields, p_pos, p_neg,
-        params.chi, params.temperature, params.kd_weight, rule1.nodes, rule1.weights,
-        rule2.nodes, rule2.weights, *legendre, out1, out2,
+        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, *fields, LOSS_KINDS[params.loss],
+        p_pos, p_neg, params.chi, params.temperature, params.kd_weight, rule1.nodes,
+        rule1.weights, rule2.nodes, rule2.weights, *legendre, out1, out2,
     )  # fmt: skip
     return out1, out2
 
@@ -687,7 +762,7 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
 
     1. ``z2``: the Gauss-Hermite rule is kept if it resolves the ``z1``-averaged integrands
        (:func:`saddle.quadrature.rule_resolves`). If not, and the proximal map has kinks
-       (large ``V``; their place and width are known, :func:`replica.channel.student_kink`),
+       (large ``V``; their place and width are known, :func:`replica.channel.stage_bend`),
        the ``z2`` average at each ``z1`` node switches to a composite rule graded towards
        that node's two kinks, of the lowest Gauss-Legendre order in ``SPLIT_ORDERS`` that
        agrees with the next one within ``QUADRATURE_TOL`` on the six averages; without
@@ -696,10 +771,15 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
        the rules of step 1 (an unresolved ``z2`` average is not smooth in ``z1``).
     """
     changed = False
-    kinked = student_kink(state[3], params.chi, params.kd_weight, params.temperature)[1] > 0.0
+    # A kinked loss (the hinge) needs no adapted rule in its own direction z2: the channel
+    # splits its averages at the kink.
+    own_kink = LOSS_KINDS[params.loss] in KINKED and params.chi < 1.0
+    c = 1.0 - params.chi
+    kinked = not own_kink and stage_bend(LOSS_KINDS[params.loss], state[3], c, params.kd_weight,
+                                         params.temperature)[1] > 0.0  # fmt: skip
     if grid.split_order > 0 and not kinked:
         grid.split_order, changed = 0, True  # the kinks are gone: back to a rule in z2
-    if grid.split_order == 0:
+    if grid.split_order == 0 and not own_kink:
         probe2 = student_probes(params, tsol, state, grid)[1]
         if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
             grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
@@ -711,6 +791,8 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
         order = _converged_split_order(params, tsol, state, grid)
         if order != grid.split_order:
             grid.split_order, changed = order, True
+    if LOSS_KINDS[tsol.params.loss] in KINKED and tsol.V > 0.0:
+        return changed  # the z1 rule is split at the teacher's kinks already
     probe1 = student_probes(params, tsol, state, grid)[0]
     new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
     if not _same_rule(new1, grid.rule1):
@@ -738,6 +820,19 @@ SPLIT_ORDERS = (8, 12, 16, 24)
 
 # Relative change of the state below which a re-solve on re-adapted rules is accepted.
 QUADRATURE_STATE_TOL = 1e-9
+
+
+def kink_split_rule(kinks: list[float]) -> GaussHermite:
+    """A ``z1`` rule split at the kinks of a teacher's fields (:mod:`saddle.piecewise`)."""
+    x, w = legendre_rule()
+    size = split_rule_capacity(len(kinks))
+    z_out, w_out = np.empty(size), np.empty(size)
+    n = split_gaussian_rule(np.array(kinks, dtype=float), len(kinks), x, w, SPLIT_PANEL,
+                            SPLIT_CUTOFF, z_out, w_out)  # fmt: skip
+    nodes, weights = z_out[:n].copy(), w_out[:n].copy()
+    nodes.setflags(write=False)
+    weights.setflags(write=False)
+    return GaussHermite(nodes=nodes, weights=weights)
 
 
 def _no_finite_student(params: StudentParams, tsol: TeacherSolution, reason: str,

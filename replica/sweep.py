@@ -19,6 +19,8 @@ import numpy as np
 
 from replica.errors import bayes_optimal_error
 from replica.params import ParameterError
+from replica.prior import sparse_equivalent_problem
+from replica.stages import teacher_kind
 from replica.student import StudentParams, StudentSolution, solve_student
 from replica.teacher import TeacherParams, TeacherSolution, solve_teacher
 from saddle.continuation import continuation
@@ -250,12 +252,13 @@ def _point_solver(model: str, vary: str, fixed: dict):
     def solve_student_point(values: dict, previous):
         params = StudentParams(**{**base, **values})
         teacher = None
-        if params.teacher == "ridge":
-            key = (params.alpha, params.rho, params.delta, params.lam_t, params.smoothing)
+        kind = teacher_kind(params.teacher)
+        if kind.fitted:
+            key = kind.key(params)
             teacher = cache.get(key)
             if teacher is None:
                 warm = None if previous is None else previous[0]
-                teacher = solve_teacher(*key, initial=warm, warn=False, **teacher_kw)
+                teacher = kind.solve_theory(params, initial=warm, warn=False, **teacher_kw)
                 cache.clear()
                 cache[key] = teacher
         sol = solve_student(
@@ -287,9 +290,11 @@ def _direct_solver(fixed: dict):
         params = StudentParams(p["alpha"], p["rho"], p["delta"], p["eta"], lam_s=p["lam_s"],
                                chi=0.0, smoothing=p["smoothing"])  # validates
         eta = params.eta
-        sol = solve_teacher(params.alpha / eta, params.rho, params.delta / eta,
-                            params.lam_s / eta**2, params.smoothing, initial=previous,
-                            warn=False, **options)  # fmt: skip
+        alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(params.alpha, params.delta, eta,
+                                                               params.lam_s)  # fmt: skip
+        sol = solve_teacher(alpha_eq, params.rho, delta_eq, lam_eq, params.smoothing,
+                            initial=previous, warn=False, loss=params.loss,
+                            **options)  # fmt: skip
         row = sol.to_dict()
         row.pop("eps_bo", None)
         # (V, mhat, ... stay those of the equivalent teacher problem)
@@ -382,8 +387,9 @@ def best_direct_ridge(alpha: float, rho: float = 0.2, delta: float = 1.0, eta: f
 
     def error(u: float) -> float:
         if u not in cache:
-            sol = solve_teacher(alpha / eta, rho, delta / eta, 10.0**u / eta**2, smoothing,
-                                initial=state[0], warn=False)  # fmt: skip
+            alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(alpha, delta, eta, 10.0**u)
+            sol = solve_teacher(alpha_eq, rho, delta_eq, lam_eq, smoothing, initial=state[0],
+                                warn=False)  # fmt: skip
             if sol.converged:
                 state[0] = sol.state
             cache[u] = sol.eps_g if sol.converged else math.inf

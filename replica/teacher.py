@@ -1,15 +1,17 @@
-"""The ridge-regularised logistic teacher: replica-symmetric fixed point
+"""The ridge-regularised teacher: replica-symmetric fixed point
 (docs/saddle_point.md §2; paper App. A.1).
 
-The teacher minimises ``sum_mu CE(p_mu, sigma(h~_mu)) + lam/2 |w~|^2`` with a free bias on the
-mixture of paper Eq. 10 (the model of Mignacco et al. 2020). Its zero-temperature RS saddle
-point is the fixed point of
+The teacher minimises ``sum_mu l(y_mu, h~_mu) + lam/2 |w~|^2`` with a free bias on the mixture
+of paper Eq. 10 (the model of Mignacco et al. 2020), for a loss ``l`` of the table of
+:mod:`replica.losses` (the paper's cross-entropy ``CE(p, sigma(h))`` with soft targets, the
+square loss or the hinge). Its zero-temperature RS saddle point is the fixed point of
 
     (m, q, V, b)  --channel-->  (m^, Q^, V^)  --ridge prior-->  (m, q, V),
 
 with the bias moved by a Newton step on its stationarity condition ``E[f] = 0``. The square
-loss ``(h - s)^2 / 2`` is offered too: its channel is linear, which gives closed forms to test
-against (the ``V`` equation is the Marchenko-Pastur resolvent of ridge regression).
+loss ``(h - s)^2 / 2`` has a linear channel, which gives closed forms to test against (the
+``V`` equation is the Marchenko-Pastur resolvent of ridge regression); the hinge's channel
+averages are split at its kink.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import numpy as np
 from numba import njit
 
 from replica.channel import (
-    LOSS_LOGISTIC,
-    LOSS_SQUARE,
+    channel_scratch,
     teacher_channel_averages,
     teacher_field_probes,
     teacher_node_fields,
     teacher_training_observables,
 )
 from replica.errors import bayes_optimal_error, generalisation_error
+from replica.losses import KINKED, LOSS_KINDS
 from replica.params import (
     GaussianMixture,
     MixtureParamsMixin,
@@ -41,6 +43,7 @@ from replica.params import (
     check_smoothing,
 )
 from replica.prior import ridge_teacher_prior
+from replica.stages import NodeFields
 from saddle.fixed_point import (
     ConvergenceWarning,
     FixedPointResult,
@@ -51,7 +54,7 @@ from saddle.fixed_point import (
 )
 from saddle.quadrature import GaussHermite, gauss_hermite, resolved_rule
 
-LOSSES = {"logistic": LOSS_LOGISTIC, "square": LOSS_SQUARE}
+LOSSES = LOSS_KINDS
 DEFAULT_NODES = 96
 
 
@@ -69,8 +72,9 @@ class TeacherParams(MixtureParamsMixin):
         Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + ``lam/2 |w|^2``).
     smoothing : float
         Label smoothing ``eps`` in [0, 1/2): targets ``p = y (1 - eps) + (1 - y) eps``.
-    loss : {"logistic", "square"}
-        Cross-entropy (the paper's teacher) or square loss ``(h - s)^2 / 2``.
+    loss : {"logistic", "square", "hinge"}
+        Cross-entropy (the paper's teacher), square loss ``(h - s)^2 / 2`` or hinge
+        ``max(0, 1 - s h)`` (:mod:`replica.losses`; the hinge needs ``lam > 0``).
     """
 
     alpha: float
@@ -89,20 +93,25 @@ class TeacherParams(MixtureParamsMixin):
         object.__setattr__(self, "smoothing", check_smoothing("smoothing", self.smoothing))
         if self.loss not in LOSSES:
             raise ParameterError(f"loss must be one of {sorted(LOSSES)}; got {self.loss!r}")
+        if self.loss == "hinge" and self.lam == 0.0:
+            raise ParameterError("lam must be > 0 for the hinge loss; got 0.0")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @njit(cache=True)
-def teacher_conjugates(esf, ef2, ea, alpha, delta):
-    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = alpha delta E[a/(1+aV)]``."""
-    return alpha * esf, alpha * delta * ef2, alpha * delta * ea
+def teacher_conjugates(esf, ef2, eg, alpha, delta):
+    """``m^ = alpha E[s f]``, ``Q^ = alpha delta E[f^2]``, ``V^ = -alpha delta E[df/d omega]``.
+
+    ``eg = E[g] = -E[df/d omega]`` (``= E[a/(1 + a V)]`` for a smooth loss).
+    """
+    return alpha * esf, alpha * delta * ef2, alpha * delta * eg
 
 
 @njit(cache=True)
 def bias_newton_step(b, ef, ea):
-    """Newton step on the bias stationarity ``E[f] = 0`` using ``dE[f]/db = -E[a/(1+aV)]``."""
+    """Newton step on the bias stationarity ``E[f] = 0`` using ``dE[f]/db = -E[g]``."""
     if ea <= 0.0:
         return np.nan
     return b + ef / ea
@@ -112,7 +121,7 @@ def bias_newton_step(b, ef, ea):
 def limited_bias_step(b, ef, ea, max_step):
     """:func:`bias_newton_step` with the step clipped to ``[-max_step, max_step]``.
 
-    When the fields saturate (``E[a/(1+aV)]`` tiny, e.g. far from the fixed point at vanishing
+    When the fields saturate (``E[g]`` tiny, e.g. far from the fixed point at vanishing
     ridge) the plain Newton step on ``E[f] = 0`` can throw the bias to ``1e11``; the clip keeps
     the iteration in a sensible region and does not move the fixed point (step 0 there).
     """
@@ -125,7 +134,7 @@ def limited_bias_step(b, ef, ea, max_step):
 
 
 @njit(cache=True)
-def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz):
+def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz, scratch):
     """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``.
 
     Equations: docs/saddle_point.md §2 (paper App. A.1).
@@ -134,12 +143,12 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
     """
     if not (q > 0.0 and V > 0.0):
         return np.nan, np.nan, np.nan, np.nan
-    esf, ef2, ea, ef = teacher_channel_averages(
-        m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz
+    esf, ef2, eg, ef = teacher_channel_averages(
+        m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz, scratch
     )
-    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, ea, alpha, delta)
+    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, alpha, delta)
     m_new, q_new, V_new = ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta)
-    b_new = limited_bias_step(b, ef, ea, 1.0 + 2.0 * math.sqrt(delta * q))
+    b_new = limited_bias_step(b, ef, eg, 1.0 + 2.0 * math.sqrt(delta * q))
     return m_new, q_new, V_new, b_new
 
 
@@ -187,16 +196,20 @@ class TeacherSolution(ReportedSolution):
         """``(m, q, V, b)``: pass as ``initial=`` to warm-start a nearby solve."""
         return np.array([self.m, self.q, self.V, self.b])
 
-    def node_fields(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Trained preactivation, response and curvature on training samples at nodes ``z``."""
+    def node_fields(self, z: np.ndarray) -> NodeFields:
+        """The teacher protocol (:mod:`replica.stages`): ``h~*, f~, r~, g~`` at nodes ``z``.
+
+        ``z`` are standardised cavity fields, ``om~ = s m~ + b~ + sqrt(delta q~) z``.
+        """
+        z = np.ascontiguousarray(z, dtype=float)
         shape = (2, z.size)
-        h, f, a = np.empty(shape), np.empty(shape), np.empty(shape)
+        h, f, r, g = np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape)
         p_pos, p_neg = self.params.targets
         teacher_node_fields(
             self.m, self.q, self.V, self.b, self.params.rho, self.params.delta,
-            LOSSES[self.params.loss], p_pos, p_neg, z, h, f, a,
+            LOSSES[self.params.loss], p_pos, p_neg, z, h, f, r, g,
         )  # fmt: skip
-        return h, f, a
+        return NodeFields(h, f, r, g)
 
     def to_dict(self) -> dict:
         out = {
@@ -265,12 +278,13 @@ def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndar
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[params.loss]
     lam = params.lam
+    scratch = channel_scratch(z.size)
 
     def update(x: np.ndarray) -> np.ndarray:
         return np.array(
             teacher_map(
                 x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
-                loss_kind, p_pos, p_neg, z, wz,
+                loss_kind, p_pos, p_neg, z, wz, scratch,
             )  # fmt: skip
         )
 
@@ -346,7 +360,8 @@ def solve_teacher(
         (:func:`saddle.quadrature.resolved_rule`); if not (small ridge: the proximal map is
         nearly a hinge over a wide field), re-solve on an adaptive composite rule built at the
         solution, until the solution stops moving; status 4 if the adaptive rule cannot reach
-        its tolerance.
+        its tolerance. (A loss with a kink, the hinge, needs no check: its averages are always
+        split at the kink.)
 
     Returns
     -------
@@ -366,6 +381,8 @@ def solve_teacher(
     n_nodes = check_rule_nodes("n_nodes", n_nodes)
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[loss]
+    if loss_kind in KINKED:
+        adapt_quadrature = False  # the channel splits its averages at the kink itself
     if params.loss == "logistic":
         from replica.thresholds import teacher_has_finite_solution
 
@@ -412,12 +429,13 @@ def solve_teacher(
         )
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
-    esf, ef2, ea, _ = teacher_channel_averages(
-        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz
+    scratch = channel_scratch(z.size)
+    esf, ef2, eg, _ = teacher_channel_averages(
+        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
     )
-    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, ea, params.alpha, params.delta)
+    mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, params.alpha, params.delta)
     train_loss, train_error = teacher_training_observables(
-        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz
+        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
     )
     if warn and not report.converged:
         warnings.warn(

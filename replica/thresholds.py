@@ -57,6 +57,7 @@ from replica.params import (
     check_positive,
     check_unit_interval,
 )
+from replica.prior import sparse_equivalent_problem
 
 SQRT2 = math.sqrt(2.0)
 
@@ -127,7 +128,8 @@ def student_separability_threshold(rho: float = 0.2, delta: float = 1.0, eta: fl
     """
     mixture = GaussianMixture(rho, delta)
     eta = check_unit_interval("eta", eta, open_left=True)
-    return eta * _teacher_threshold(mixture.rho, mixture.delta / eta)[0]
+    _, delta_eff, _ = sparse_equivalent_problem(1.0, mixture.delta, eta)
+    return eta * _teacher_threshold(mixture.rho, delta_eff)[0]
 
 
 def interpolation_threshold(eta: float = 0.5) -> float:
@@ -194,7 +196,8 @@ def thresholds(rho: float = 0.2, delta: float = 1.0, eta: float = 0.5) -> Thresh
     mixture = GaussianMixture(rho, delta)
     eta = check_unit_interval("eta", eta, open_left=True)
     a_t, m_t, b_t = _teacher_threshold(mixture.rho, mixture.delta)
-    a_s, m_e, b_e = _teacher_threshold(mixture.rho, mixture.delta / eta)
+    _, delta_eff, _ = sparse_equivalent_problem(1.0, mixture.delta, eta)
+    a_s, m_e, b_e = _teacher_threshold(mixture.rho, delta_eff)
     # Equivalent problem {1, alpha/eta, delta/eta} has q = 1; map back: x' = x sqrt(N/N'),
     # eps_g is invariant, and in the student's own normalisation q = eta, m = sqrt(eta) m'.
     return Thresholds(
@@ -203,7 +206,7 @@ def thresholds(rho: float = 0.2, delta: float = 1.0, eta: float = 0.5) -> Thresh
         teacher_m=m_t, teacher_b=b_t,
         teacher_eps_g=float(generalisation_error(m_t, 1.0, b_t, mixture.rho, mixture.delta)),
         student_m=math.sqrt(eta) * m_e, student_b=math.sqrt(eta) * b_e,
-        student_eps_g=float(generalisation_error(m_e, 1.0, b_e, mixture.rho, mixture.delta / eta)),
+        student_eps_g=float(generalisation_error(m_e, 1.0, b_e, mixture.rho, delta_eff)),
     )  # fmt: skip
 
 

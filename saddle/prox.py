@@ -1,23 +1,27 @@
-"""Proximal operators of the channel losses, numba-jitted.
+"""Proximal operators of convex scalar losses, numba-jitted (generic numerics).
 
 The proximal map of a convex loss ``L`` with step ``V`` at the point ``omega`` is
 
     prox(omega) = argmin_h  (h - omega)^2 / (2 V) + L(h),
 
 the zero of ``phi(h) = h - omega + V L'(h)``, which is strictly increasing. It is the
-zero-temperature cavity (Moreau-envelope) step of the replica channel.
+zero-temperature cavity (Moreau-envelope) step of a replica channel.
 
-Supported losses: a weighted sum of at most two *tempered logistic* terms
+The losses solved here are the smooth ones of the form
 
-    L(h) = sum_k c_k [softplus(h / T_k) - t_k h / T_k],   c_k >= 0, T_k > 0, t_k in [0, 1],
+    L(h) = sum_k c_k [softplus(h / T_k) - t_k h / T_k] + c_q (h - h_0)^2 / 2 + g_0 h,
 
-(cross-entropy with soft target ``t_k`` at temperature ``T_k``) and the square loss. These
-routines know nothing of knowledge distillation: a caller builds its loss from such terms.
+with at most two *tempered logistic* terms (``c_k >= 0``, ``T_k > 0``, ``t_k in [0, 1]``), a
+quadratic and a linear term, optionally restricted to an interval ``[lo, hi]`` known to
+hold the zero (a piece of a piecewise-smooth loss, e.g. one side of a hinge's kink). These
+routines know nothing of the losses of a model: a caller (``replica.losses``) writes its loss
+in these terms.
 
-Because ``0 < sigma < 1``, ``L'(h)`` lies in ``(-sum c_k t_k / T_k, sum c_k (1 - t_k) / T_k)``,
-so the zero is bracketed by ``omega - V * upper`` and ``omega - V * lower``. Plain Newton from
-``omega`` diverges at large ``V``; we use Newton steps safeguarded by bisection inside the
-bracket, which converge for every ``V`` and ``omega``.
+Because ``0 < sigma < 1``, the logistic part of ``L'(h)`` lies in
+``(-sum c_k t_k / T_k, sum c_k (1 - t_k) / T_k)``, which brackets the zero in an interval of
+width ``V sum c_k / T_k / (1 + V c_q)``. Plain Newton from ``omega`` diverges at large ``V``;
+we use Newton steps safeguarded by bisection inside the bracket, which converge for every
+``V`` and ``omega``.
 """
 
 from __future__ import annotations
@@ -54,46 +58,47 @@ def tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2):
 
 
 @njit(cache=True)
-def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
-    """Proximal map of the two-term tempered logistic loss (safeguarded Newton).
+def smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0):
+    """``(L'(h), L''(h))`` of the smooth loss of the module docstring."""
+    g, a = tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)
+    return g + (cq * (h - h0) + g0), a + cq
+
+
+@njit(cache=True)
+def prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, cq, h0, g0, lo_lim, hi_lim, h_guess):
+    """Proximal point and curvature ``(h*, L''(h*))`` of the smooth loss of the module docstring.
 
     The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
 
     Parameters
     ----------
-    omega : float
-        Point at which the map is evaluated.
-    V : float
-        Step (the susceptibility), ``V >= 0``; ``V = 0`` returns ``omega``.
+    omega, V : float
+        Point and step (``V >= 0``; ``V = 0`` returns ``omega``).
     c1, T1, t1, c2, T2, t2 : float
-        Weights, temperatures and soft targets of the two terms (``c2 = 0`` for one term).
+        Weights, temperatures and soft targets of the two logistic terms (``c = 0``: absent).
+    cq, h0, g0 : float
+        Quadratic weight and centre, linear slope.
+    lo_lim, hi_lim : float
+        An interval known to contain the zero (``-inf, inf`` for none).
     h_guess : float
         Starting point (e.g. the solution at a neighbouring node); clipped into the bracket.
 
-    Returns
-    -------
-    float
-        ``h* = argmin_h (h - omega)^2 / (2 V) + L(h)``.
-    """
-    return prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess)[0]
-
-
-@njit(cache=True)
-def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
-    """:func:`prox_tempered_logistic` and the loss curvature ``L''(h*)``, ``(h*, a)``.
-
-    The curvature is the one of the last Newton evaluation, at a point within the solver's
+    Notes
+    -----
+    The curvature is that of the last Newton evaluation, at a point within the solver's
     tolerance (``1e-13 (1 + |h*|)``) of ``h*``: the caller saves its own evaluation.
     """
     if V <= 0.0:
-        return omega, tempered_logistic_derivatives(omega, c1, T1, t1, c2, T2, t2)[1]
+        return omega, smooth_loss_derivatives(omega, c1, T1, t1, c2, T2, t2, cq, h0, g0)[1]
     upper = c1 * (1.0 - t1) / T1 + c2 * (1.0 - t2) / T2
     lower = -c1 * t1 / T1 - c2 * t2 / T2
-    lo = omega - V * upper
-    hi = omega - V * lower
+    base = omega + V * cq * h0 - V * g0
+    scale = 1.0 + V * cq
+    lo = max((base - V * upper) / scale, lo_lim)
+    hi = min((base - V * lower) / scale, hi_lim)
     if hi - lo <= PROX_TOL * (1.0 + abs(omega)):
         h = 0.5 * (lo + hi)
-        return h, tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)[1]
+        return h, smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0)[1]
     h = h_guess
     if not (lo < h < hi):
         h = omega if lo < omega < hi else 0.5 * (lo + hi)
@@ -101,7 +106,7 @@ def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
     step = step_before_last
     curvature = 0.0
     for _ in range(PROX_MAX_ITER):
-        grad, curvature = tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)
+        grad, curvature = smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0)
         phi = h - omega + V * grad
         if phi > 0.0:
             hi = h
@@ -122,7 +127,23 @@ def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
             h = lo + step
         if abs(step) <= PROX_TOL * (1.0 + abs(h)):
             return h, curvature
-    return h, tempered_logistic_derivatives(h, c1, T1, t1, c2, T2, t2)[1]
+    return h, smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0)[1]
+
+
+@njit(cache=True)
+def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
+    """:func:`prox_smooth` of the two-term tempered logistic loss alone: ``(h*, L''(h*))``."""
+    inf = math.inf
+    return prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, 0.0, 0.0, 0.0, -inf, inf, h_guess)
+
+
+@njit(cache=True)
+def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
+    """Proximal point ``h*`` of the two-term tempered logistic loss (safeguarded Newton).
+
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+    """
+    return prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess)[0]
 
 
 @njit(cache=True)

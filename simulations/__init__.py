@@ -2,13 +2,16 @@
 
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
+    HingeTerm,
     LinearFit,
     LossTerm,
+    SquareTerm,
     bayes_optimal_teacher,
     fit_kd_student,
     fit_linear_classifier,
     fit_ridge_logistic,
     kd_loss_terms,
+    label_terms,
     linear_objective,
     mean_loss,
     sigmoid,
@@ -25,8 +28,10 @@ from simulations.monte_carlo import (
 )
 
 __all__ = [
+    "HingeTerm",
     "LinearFit",
     "LossTerm",
+    "SquareTerm",
     "MixtureSample",
     "SimulationCurve",
     "SimulationResult",
@@ -36,6 +41,7 @@ __all__ = [
     "fit_linear_classifier",
     "fit_ridge_logistic",
     "kd_loss_terms",
+    "label_terms",
     "linear_objective",
     "mean_loss",
     "sample_mixture",

@@ -1,19 +1,32 @@
 """Exact solvers for the convex teacher and student problems (docs/model.md §2, paper Eq. 1, 3-4).
 
 Every estimator of the package is a linear classifier ``h = X w / sqrt(n_norm) + b`` trained
-by minimising a weighted sum of tempered cross-entropies plus a ridge penalty on ``w``
-(the bias is not penalised)::
+by minimising a sum of loss terms (the losses of the table :mod:`replica.losses`) plus a ridge
+penalty on ``w`` (the bias is not penalised)::
 
-    F(w, b) = sum_mu sum_k c_k [softplus(h_mu / T_k) - t_{k,mu} h_mu / T_k] + lam/2 |w|^2,
+    F(w, b) = sum_mu sum_k L_k(h_mu) + lam/2 |w|^2.
 
-with ``softplus(h) = log(1 + e^h)``.  Each term ``(c_k, T_k, t_k)`` is a :class:`LossTerm`:
+A term is a :class:`LossTerm`, a tempered cross-entropy
+``c_k [softplus(h / T_k) - t_{k,mu} h / T_k]`` with ``softplus(h) = log(1 + e^h)``; a
+:class:`SquareTerm` ``c (h - s)^2 / 2``; or a :class:`HingeTerm` ``c max(0, 1 - s h)``
+(``s = +-1`` the class signs):
 
-* teacher (docs/model.md §2): one term ``(1, 1, p)`` with the (smoothed) labels ``p``;
-* student (paper Eq. 3-4, App. B.4): ``(1 - chi, 1, p)`` and ``(chi c_T, T, sigma(h~ / T))``,
-  ``c_T = T^2`` for Hinton's variant and 1 otherwise (the paper's choice).
+* teacher (docs/model.md §2): one label term, e.g. ``LossTerm(1, 1, p)`` with the (smoothed) labels
+  ``p`` (:func:`label_terms`);
+* student (paper Eq. 3-4, App. B.4): the label term with weight ``1 - chi`` and the
+  distillation term ``(chi c_T, T, sigma(h~ / T))``, ``c_T = T^2`` for Hinton's variant and 1
+  otherwise (the paper's choice) (:func:`kd_loss_terms`).
 
 The cross-entropy is used without its entropy constant, ``CE(p, sigma(h)) = softplus(h) - p h``
 (docs/model.md §2), so a loss value does not vanish at a perfect fit of soft targets.
+
+The hinge is not differentiable at its kink: a fit with hinge terms minimises the smoothed
+hinge ``width softplus((1 - s h)/width)`` (within ``width log 2`` of the hinge) along a
+decreasing sequence of widths, warm-started, down to :data:`HINGE_WIDTHS` ``[-1]`` = 3e-4, by
+Newton's method with exact linear solves (the curvature ``1/width`` on the margin samples
+defeats conjugate gradients); the last change of the solution is reported
+(``LinearFit.width_change``) to check the limit: the minimiser moves by O(width), so the
+error left at the last width is about half the last change (widths in steps of ~3).
 
 The problem is convex (strictly so for ``lam > 0``), so it is solved *exactly*
 (docs/numerics.md §6): a truncated Newton method (preconditioned conjugate gradient on
@@ -35,6 +48,14 @@ import numpy as np
 from scipy.special import expit
 
 from replica.errors import bayes_optimal_overlaps
+from replica.losses import (
+    LOSS_KINDS,
+    SQUARE,
+    kd_targets,
+    kd_term_weight,
+    mixture_loss_arrays,
+    smoothed_hinge_arrays,
+)
 from replica.params import (
     ParameterError,
     check_count,
@@ -46,13 +67,17 @@ from replica.params import (
 )
 
 __all__ = [
+    "HINGE_WIDTHS",
+    "HingeTerm",
     "LinearFit",
     "LossTerm",
+    "SquareTerm",
     "bayes_optimal_teacher",
     "fit_kd_student",
     "fit_linear_classifier",
     "fit_ridge_logistic",
     "kd_loss_terms",
+    "label_terms",
     "linear_objective",
     "mean_loss",
     "sigmoid",
@@ -135,9 +160,87 @@ class LossTerm:
         return self.weight * (softplus(z) - self.targets * z)
 
 
-def mean_loss(terms: Sequence[LossTerm], h: np.ndarray) -> float:
+def _signs(name: str, value) -> np.ndarray:
+    signs = _as_vector(name, value)
+    if not np.all(np.abs(signs) == 1.0):
+        raise ParameterError(f"{name} must be class signs +1 or -1")
+    return signs
+
+
+@dataclass(frozen=True)
+class SquareTerm:
+    """The square loss ``weight (h - s)^2 / 2`` on class signs ``s`` (:mod:`replica.losses`)."""
+
+    weight: float
+    signs: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", check_nonnegative("weight", self.weight))
+        object.__setattr__(self, "signs", _signs("signs", self.signs))
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.signs
+
+    def per_sample(self, h: np.ndarray) -> np.ndarray:
+        return self.weight * 0.5 * (h - self.signs) ** 2
+
+    def accumulate(self, h: np.ndarray, r: np.ndarray, a: np.ndarray, value: bool) -> float:
+        """Add ``dL/dh`` to ``r``, ``d2L/dh2`` to ``a`` (the loss table's square row); return
+        the summed value if ``value`` (else 0)."""
+        s = self.signs  # (the soft-target and distillation arrays are unused by this row)
+        return mixture_loss_arrays(SQUARE, h, s, s, self.weight, 0.0, 1.0, s, value, r, a)
+
+
+@dataclass(frozen=True)
+class HingeTerm:
+    """The hinge ``weight max(0, 1 - s h)`` on class signs ``s`` (:mod:`replica.losses`).
+
+    ``width > 0`` is its smoothed form ``weight width softplus((1 - s h)/width)``, the one the
+    solver minimises (module docstring); :meth:`per_sample` is the exact hinge.
+    """
+
+    weight: float
+    signs: np.ndarray
+    width: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weight", check_nonnegative("weight", self.weight))
+        object.__setattr__(self, "signs", _signs("signs", self.signs))
+        object.__setattr__(self, "width", check_nonnegative("width", self.width))
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.signs
+
+    def per_sample(self, h: np.ndarray) -> np.ndarray:
+        return self.weight * np.maximum(0.0, 1.0 - self.signs * h)
+
+    def accumulate(self, h: np.ndarray, r: np.ndarray, a: np.ndarray, value: bool) -> float:
+        """As :meth:`SquareTerm.accumulate`, for the smoothed hinge of width ``width > 0``."""
+        return smoothed_hinge_arrays(h, self.signs, self.weight, self.width, value, r, a)
+
+
+def mean_loss(terms: Sequence, h: np.ndarray) -> float:
     """Mean over samples of ``sum_k`` of the terms' losses (no penalty)."""
     return float(sum(term.per_sample(h) for term in terms).mean())
+
+
+def label_terms(loss: str, y: np.ndarray, targets: np.ndarray, weight: float = 1.0) -> list:
+    """The label term of a loss of :data:`replica.losses.LOSS_KINDS` on labels ``y`` in {0, 1}.
+
+    ``"logistic"``: ``weight CE(p, sigma(h))`` with the soft targets ``p = targets``;
+    ``"square"``: ``weight (h - s)^2 / 2``; ``"hinge"``: ``weight max(0, 1 - s h)``,
+    ``s = 2 y - 1``.  A zero weight gives no term.
+    """
+    if loss not in LOSS_KINDS:
+        raise ParameterError(f"loss must be one of {sorted(LOSS_KINDS)}; got {loss!r}")
+    if weight == 0.0:
+        return []
+    if loss == "logistic":
+        return [LossTerm(weight, 1.0, targets)]
+    signs = 2.0 * np.asarray(y, dtype=float) - 1.0
+    return [SquareTerm(weight, signs) if loss == "square" else HingeTerm(weight, signs)]
 
 
 def kd_loss_terms(
@@ -146,22 +249,27 @@ def kd_loss_terms(
     chi: float,
     temperature: float = 1.0,
     t2_scaling: bool = False,
-) -> tuple[LossTerm, ...]:
-    """The terms of the distillation loss (paper Eq. 3-4, docs/model.md §2).
+    *,
+    loss: str = "logistic",
+    labels: np.ndarray | None = None,
+) -> tuple:
+    """The terms of the distillation loss (paper Eq. 3-4, docs/model.md §2; :mod:`replica.losses`).
 
-    ``l_KD = (1 - chi) CE(p, sigma(h)) + chi c_T CE(sigma(h~/T), sigma(h/T))`` with
-    ``c_T = T^2`` if ``t2_scaling`` (Hinton's variant) else 1.  Terms of zero weight are left out.
+    ``l_KD = (1 - chi) l(y, h) + chi c_T CE(sigma(h~/T), sigma(h/T))`` with ``c_T = T^2`` if
+    ``t2_scaling`` (Hinton's variant) else 1, where ``l`` is the label loss ``loss``
+    (:func:`label_terms`; the soft targets ``targets`` for the logistic loss, the ``labels``
+    for the others).  Terms of zero weight are left out.
     """
     chi = check_unit_interval("chi", chi)
     temperature = check_positive("temperature", temperature)
-    c_t = temperature**2 if t2_scaling else 1.0
     targets = _as_vector("targets", targets)
     h_teacher = _as_vector("teacher_preactivations", teacher_preactivations, targets.shape[0])
-    terms = []
-    if chi < 1.0:
-        terms.append(LossTerm(1.0 - chi, 1.0, targets))
+    if loss != "logistic" and labels is None:
+        raise ParameterError(f"labels are needed for the {loss} loss")
+    terms = label_terms(loss, labels if labels is not None else targets, targets, 1.0 - chi)
     if chi > 0.0:
-        terms.append(LossTerm(chi * c_t, temperature, sigmoid(h_teacher / temperature)))
+        weight = kd_term_weight(chi, temperature, t2_scaling)
+        terms.append(LossTerm(weight, temperature, kd_targets(h_teacher, temperature)))
     return tuple(terms)
 
 
@@ -208,6 +316,9 @@ class _LinearObjective:
         a.fill(0.0)
         total = 0.0
         for term in self.terms:
+            if not isinstance(term, LossTerm):
+                total += term.accumulate(h, r, a, value)
+                continue
             inv_t = 1.0 / term.temperature
             np.multiply(h, inv_t, out=z)
             if value:
@@ -272,10 +383,12 @@ def _check_design(X, name: str = "X", *, check_finite: bool = True) -> np.ndarra
     return X
 
 
-def _check_terms(terms: Sequence[LossTerm], n_samples: int) -> tuple[LossTerm, ...]:
+def _check_terms(terms: Sequence, n_samples: int) -> tuple:
     terms = tuple(terms)
-    if not terms or not all(isinstance(term, LossTerm) for term in terms):
-        raise ParameterError("terms must be a non-empty sequence of LossTerm")
+    kinds = (LossTerm, SquareTerm, HingeTerm)
+    if not terms or not all(isinstance(term, kinds) for term in terms):
+        raise ParameterError("terms must be a non-empty sequence of LossTerm, SquareTerm or "
+                             "HingeTerm")  # fmt: skip
     for term in terms:
         if term.targets.shape[0] != n_samples:
             raise ParameterError(
@@ -335,6 +448,10 @@ class LinearFit:
         ``h = X w / sqrt(n_norm) + b`` on the training inputs (recomputed from ``w, b``).
     n_hessp : int
         Hessian-vector products used (each costs two products with ``X``).
+    width_change : float
+        For hinge terms: ``max |theta(width) - theta(previous width)| / max(1, max |theta|)``
+        over ``theta = (w, b)`` at the last two widths of :data:`HINGE_WIDTHS` (nan otherwise),
+        the check that the smoothed fits have reached the hinge's limit.
     finite : bool
         False when the problem has no finite unique minimiser (``lam = 0`` on linearly
         separable data with hard targets, where the norm grows without bound, or with fewer
@@ -351,6 +468,7 @@ class LinearFit:
     converged: bool
     preactivations: np.ndarray
     n_hessp: int = 0
+    width_change: float = math.nan
     finite: bool = True
     reason: str = ""
 
@@ -488,6 +606,7 @@ def fit_linear_classifier(
     max_iter: int = 200,
     max_cg: int = 1000,
     cold_start_if_better: bool = False,
+    hinge_widths: Sequence[float] = (),
     warn: bool = True,
 ) -> LinearFit:
     """Minimise ``F(w, b)`` of the module docstring exactly.
@@ -516,6 +635,9 @@ def fit_linear_classifier(
         warm start from a fit to *other* samples (e.g. the previous point of an ``alpha``
         sweep) at small ``lam`` has huge losses on the new samples its large weights
         misclassify, and Newton's method then needs more work than from scratch.
+    hinge_widths : sequence of float
+        Widths of the smoothed hinge walked down for hinge terms (default
+        :data:`HINGE_WIDTHS`; module docstring).
     warn : bool
         Emit a RuntimeWarning when there is no finite unique minimiser (see below).
 
@@ -555,6 +677,10 @@ def fit_linear_classifier(
     theta[-1] = float(b0)
     if not math.isfinite(theta[-1]):
         raise ParameterError(f"b0 must be finite; got {b0!r}")
+    if any(isinstance(term, HingeTerm) for term in terms):
+        return _fit_hinge_limit(X, terms, lam, n_norm, theta, gtol, max_iter, max_cg,
+                                cold_start_if_better and w0 is not None,
+                                tuple(hinge_widths) or HINGE_WIDTHS)  # fmt: skip
     objective = _LinearObjective(X, terms, lam, n_norm)
     if cold_start_if_better and w0 is not None:
         cold = np.zeros_like(theta)
@@ -577,9 +703,92 @@ def fit_linear_classifier(
     return fit
 
 
+# Gradient tolerance of the smoothed-hinge fits before the last width.
+INTERMEDIATE_GTOL = 1e-6
+# Widths of the smoothed hinge, walked down with warm starts (module docstring).
+HINGE_WIDTHS = (0.3, 0.1, 0.03, 0.01, 3e-3, 1e-3, 3e-4)
+
+
+def _fit_hinge_limit(X, terms, lam, n_norm, theta, gtol, max_iter, max_cg, cold_if_better,
+                     widths):  # fmt: skip
+    """Minimise with every hinge term smoothed, along :data:`HINGE_WIDTHS` (warm-started)."""
+    if lam == 0.0:
+        raise ParameterError("lam must be > 0 for the hinge loss; got 0.0")
+    n_iter = n_hessp = 0
+    previous = None
+    fit = None
+    for k, width in enumerate(widths):
+        smoothed = [HingeTerm(t.weight, t.signs, width) if isinstance(t, HingeTerm) else t
+                    for t in terms]  # fmt: skip
+        objective = _LinearObjective(X, smoothed, lam, n_norm)
+        if k == 0 and cold_if_better:
+            cold = np.zeros_like(theta)
+            if objective.value(cold, np.zeros(X.shape[0])) < objective.value(
+                theta, objective.preactivations(theta)
+            ):
+                theta = cold
+        # The fits at the larger widths only warm-start the next: a looser tolerance will do.
+        tol = gtol if k == len(widths) - 1 else max(gtol, INTERMEDIATE_GTOL)
+        if X.shape[1] <= DENSE_MAX_DIMENSION:
+            fit = _solve_dense(objective, theta, tol, max_iter)
+        else:
+            fit = _solve(objective, theta, tol, max_iter, max_cg)
+        n_iter += fit.n_iter
+        n_hessp += fit.n_hessp
+        previous, theta = theta, np.append(fit.w, fit.b)
+        if not fit.converged:
+            break
+    change = float(np.max(np.abs(theta - previous)) / max(1.0, float(np.max(np.abs(theta)))))
+    return LinearFit(fit.w, fit.b, n_iter, fit.grad_norm, fit.converged, fit.preactivations,
+                     n_hessp, change)  # fmt: skip
+
+
+def _solve_dense(objective, theta, gtol, max_iter):
+    """Newton's method with exact (dense Cholesky) solves; for the ill-conditioned smoothed
+    hinge, whose curvature ``1/width`` on the margin samples defeats conjugate gradients.
+
+    Costs ``M N^2`` per iteration (the Hessian); used for ``N <= DENSE_MAX_DIMENSION``.
+    """
+    X, scale = objective.X, objective.scale
+    n_iter = 0
+    h = objective.preactivations(theta)
+    while True:
+        _, r, a = objective.loss_derivatives(h)
+        grad = objective.gradient(theta, r)
+        gnorm = objective.grad_norm(grad)
+        if gnorm <= gtol or n_iter >= max_iter or not math.isfinite(gnorm):
+            break
+        k = X.shape[1]
+        H = np.empty((k + 1, k + 1))
+        H[:k, :k] = (X.T * (a * scale * scale)) @ X
+        H[np.diag_indices(k)] += objective.lam
+        H[:k, k] = H[k, :k] = (X.T @ a) * scale
+        H[k, k] = max(float(a.sum()), 1e-300)
+        try:
+            p = -np.linalg.solve(H, grad)
+        except np.linalg.LinAlgError:
+            break
+        dh = objective.preactivations(np.append(p[:-1], 0.0)) + p[-1]
+        slope0 = float(grad @ p)
+        t = _line_search(objective, theta, h, p, dh, slope0) if slope0 < 0.0 else 0.0
+        if t == 0.0:
+            break
+        theta = theta + t * p
+        h = objective.preactivations(theta)
+        n_iter += 1
+    return LinearFit(theta[:-1].copy(), float(theta[-1]), n_iter, gnorm, bool(gnorm <= gtol), h,
+                     n_iter)  # fmt: skip
+
+
+# Largest dimension for which hinge fits use dense Newton solves (:func:`_solve_dense`).
+DENSE_MAX_DIMENSION = 2000
+
+
 def _separates_hard_targets(terms: Sequence[LossTerm], h: np.ndarray) -> bool:
     """True if every term has 0/1 targets and ``h`` classifies all of them correctly."""
     for term in terms:
+        if not isinstance(term, LossTerm):
+            return False
         t = term.targets
         if term.weight > 0.0 and not (
             np.all((t == 0.0) | (t == 1.0)) and np.all((h > 0) == (t == 1.0))
@@ -607,6 +816,8 @@ def fit_kd_student(
     t2_scaling: bool = False,
     *,
     n_norm: float,
+    loss: str = "logistic",
+    labels: np.ndarray | None = None,
     **kw,
 ) -> LinearFit:
     """The distilled student of paper Eq. 3-4 (docs/model.md §2).
@@ -627,6 +838,9 @@ def fit_kd_student(
     n_norm : float
         The FULL dimension N: the student's preactivation is ``w.x / sqrt(N)``, not
         ``/ sqrt(eta N)`` (docs/conventions.md §1).
+    loss, labels
+        The label term's loss and the hard labels ``y`` (needed for ``"square"``, ``"hinge"``);
+        see :func:`kd_loss_terms`.
     **kw
         Passed to :func:`fit_linear_classifier` (``w0``, ``b0``, ``gtol``, ...).
     """
@@ -640,7 +854,8 @@ def fit_kd_student(
             f"got {n_norm!r}"
         )
     lam_s = check_nonnegative("lam_s", lam_s)
-    terms = kd_loss_terms(targets, teacher_preactivations, chi, temperature, t2_scaling)
+    terms = kd_loss_terms(targets, teacher_preactivations, chi, temperature, t2_scaling,
+                          loss=loss, labels=labels)  # fmt: skip
     return fit_linear_classifier(X_support, terms, lam_s, n_norm=n_norm, **kw)
 
 

@@ -51,6 +51,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from replica.errors import generalisation_error
+from replica.losses import LOSS_KINDS, kd_targets, kd_term_weight, mixture_loss_arrays
 from replica.params import (
     ParameterError,
     check_count,
@@ -60,15 +61,14 @@ from replica.params import (
     check_smoothing,
     check_unit_interval,
 )
+from replica.stages import TEACHER_KINDS, teacher_kind
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
     LinearFit,
-    LossTerm,
     bayes_optimal_teacher,
     fit_kd_student,
-    fit_ridge_logistic,
-    kd_loss_terms,
-    mean_loss,
+    fit_linear_classifier,
+    label_terms,
     sigmoid,
     smooth_labels,
 )
@@ -81,8 +81,6 @@ __all__ = [
     "simulate_teacher",
     "simulate_teacher_curve",
 ]
-
-TEACHER_KINDS = ("ridge", "bayes")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -260,7 +258,13 @@ def _check_flag(name: str, value) -> bool:
 
 def _check_teacher(name: str, value) -> str:
     if value not in TEACHER_KINDS:
-        raise ParameterError(f"{name} must be 'ridge' or 'bayes'; got {value!r}")
+        raise ParameterError(f"{name} must be one of {sorted(TEACHER_KINDS)}; got {value!r}")
+    return value
+
+
+def _check_loss(name: str, value) -> str:
+    if value not in LOSS_KINDS:
+        raise ParameterError(f"{name} must be one of {sorted(LOSS_KINDS)}; got {value!r}")
     return value
 
 
@@ -277,9 +281,13 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "t2_scaling": _check_flag,
     "smoothing": check_smoothing,
     "teacher": _check_teacher,
+    "loss": _check_loss,
+    "teacher_loss": _check_loss,
 }
 
-_TEACHER_DEFAULTS: dict[str, Any] = {"rho": 0.2, "delta": 1.0, "lam": 0.1, "smoothing": 0.0}
+_TEACHER_DEFAULTS: dict[str, Any] = {
+    "rho": 0.2, "delta": 1.0, "lam": 0.1, "smoothing": 0.0, "loss": "logistic",
+}  # fmt: skip
 _STUDENT_DEFAULTS: dict[str, Any] = {
     "rho": 0.2,
     "delta": 1.0,
@@ -291,6 +299,8 @@ _STUDENT_DEFAULTS: dict[str, Any] = {
     "t2_scaling": False,
     "smoothing": 0.0,
     "teacher": "ridge",
+    "loss": "logistic",
+    "teacher_loss": "logistic",
 }
 _DEFAULTS = {"teacher": _TEACHER_DEFAULTS, "student": _STUDENT_DEFAULTS}
 _RUN_DEFAULTS: dict[str, Any] = {
@@ -311,6 +321,12 @@ def _validate_point(model: str, params: dict[str, Any], n: int) -> dict[str, Any
         )
     if model == "student" and round(checked["eta"] * n) < 1:
         raise ParameterError(f"eta must give at least one student weight; got {checked['eta']!r}")
+    ridges = [("loss", "lam" if model == "teacher" else "lam_s")]
+    if model == "student" and checked.get("teacher") == "ridge":
+        ridges.append(("teacher_loss", "lam_t"))
+    for loss, ridge in ridges:
+        if checked.get(loss) == "hinge" and checked.get(ridge) == 0.0:
+            raise ParameterError(f"{ridge} must be > 0 for the hinge loss; got 0.0")
     return checked
 
 
@@ -410,8 +426,23 @@ class _SeedData:
 # ----------------------------------------------------------------------------------------------
 
 
-def _ce(targets: np.ndarray) -> list[LossTerm]:
-    return [LossTerm(1.0, 1.0, targets)]
+def _mean_stage_loss(loss: str, h: np.ndarray, y: np.ndarray, p: np.ndarray, c: float = 1.0,
+                     k: float = 0.0, temperature: float = 1.0,
+                     t: np.ndarray | None = None) -> float:  # fmt: skip
+    """Mean of the loss table's mixture loss ``c l(y, h) + k CE(t, sigma(h/T))`` (exact hinge)."""
+    h = np.ascontiguousarray(h, dtype=float)
+    s = 2.0 * np.asarray(y, dtype=float) - 1.0
+    t = s if t is None else np.ascontiguousarray(t, dtype=float)
+    scratch_r, scratch_a = np.zeros(h.size), np.zeros(h.size)
+    total = mixture_loss_arrays(LOSS_KINDS[loss], h, s, np.ascontiguousarray(p, dtype=float),
+                                c, k, temperature, t, True, scratch_r, scratch_a)  # fmt: skip
+    return total / h.size
+
+
+def _fit_teacher(sample: MixtureSample, loss: str, p: np.ndarray, lam: float, warm_kw: dict):
+    """The ridge teacher of loss ``loss`` (:func:`simulations.estimators.label_terms`)."""
+    return fit_linear_classifier(sample.X, label_terms(loss, sample.y, p), lam, warn=False,
+                                 **warm_kw)  # fmt: skip
 
 
 def _preactivations(X: np.ndarray, w: np.ndarray, b: float, n: int) -> np.ndarray:
@@ -513,48 +544,53 @@ def _teacher_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     sample = data.training(n, prm["alpha"], prm["rho"], prm["delta"])
     test = data.test(n, prm["rho"], prm["delta"], run.n_test)
     p = smooth_labels(sample.y, prm["smoothing"])
-    fit = fit_ridge_logistic(sample.X, p, prm["lam"], warn=False,
-                             **_warm(warm.get("teacher"), n))  # fmt: skip
+    fit = _fit_teacher(sample, prm["loss"], p, prm["lam"], _warm(warm.get("teacher"), n))
     _warn_unconverged(fit, "teacher", prm)
     warm["teacher"] = fit
     teacher = _Teacher(fit.w, fit.b, fit.preactivations, fit)
-    obs = _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"])
+    obs = _teacher_observables(teacher, sample, test, p, n, prm["rho"], prm["delta"],
+                               prm["loss"])  # fmt: skip
     return obs if fit.finite else _without_solution(obs)
 
 
 def _teacher_observables(
-    teacher: _Teacher, sample, test, p: np.ndarray, n: int, rho: float, delta: float
-) -> dict[str, float]:
-    """Observables of a teacher; ``train_loss`` is its mean ``CE(p, sigma(h~))``."""
+    teacher: _Teacher, sample, test, p: np.ndarray, n: int, rho: float, delta: float,
+    loss: str = "logistic",
+) -> dict[str, float]:  # fmt: skip
+    """Observables of a teacher; ``train_loss`` is its mean training loss ``l(y, h~)``."""
     obs = _linear_observables(teacher.w, teacher.b, teacher.h, sample, test, n, rho, delta)
-    obs["train_loss"] = mean_loss(_ce(p), teacher.h)
+    obs["train_loss"] = _mean_stage_loss(loss, teacher.h, sample.y, p)
     obs.update(_fit_diagnostics(teacher.fit))
     return obs
 
 
+def _bayes_teacher(sample: MixtureSample, prm: dict, run, warm, rng) -> _Teacher:
+    w, b = bayes_optimal_teacher(sample.v, prm["alpha"], prm["rho"], prm["delta"], rng)
+    return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
+
+
+def _ridge_teacher(sample: MixtureSample, prm: dict, run, warm, rng) -> _Teacher:
+    p = smooth_labels(sample.y, prm["smoothing"])
+    fit = _fit_teacher(sample, prm["teacher_loss"], p, prm["lam_t"],
+                       _warm(warm.get("teacher"), run.n))  # fmt: skip
+    _warn_unconverged(fit, "teacher", prm)
+    return _Teacher(fit.w, fit.b, fit.preactivations, fit)
+
+
+# The simulation of every teacher kind of the registry replica.stages.TEACHER_KINDS.
+_TEACHER_BUILDERS = {"ridge": _ridge_teacher, "bayes": _bayes_teacher}
+assert set(_TEACHER_BUILDERS) == set(TEACHER_KINDS), "a teacher kind has no simulation"
+
+
 def _trained_teacher(data: _SeedData, sample: MixtureSample, prm: dict, run, warm) -> _Teacher:
-    """The student's teacher (ridge logistic on all N weights, or the Bayes-optimal proxy)."""
-    alpha, rho, delta = prm["alpha"], prm["rho"], prm["delta"]
+    """The student's teacher, of the kind ``prm["teacher"]`` (:data:`TEACHER_KINDS`)."""
+    kind = teacher_kind(prm["teacher"])
     # what the training sample depends on (v's normalisation depends on the support k)
-    data_key = (run.n, round(alpha * run.n), rho, delta, round(prm["eta"] * run.n))
-    if prm["teacher"] == "bayes":
-        key = ("bayes", *data_key, alpha)
-
-        def build(rng):
-            w, b = bayes_optimal_teacher(sample.v, alpha, rho, delta, rng)
-            return _Teacher(w, b, _preactivations(sample.X, w, b, run.n), None)
-
-    else:
-        key = ("ridge", *data_key, prm["lam_t"], prm["smoothing"])
-
-        def build(rng):
-            p = smooth_labels(sample.y, prm["smoothing"])
-            fit = fit_ridge_logistic(sample.X, p, prm["lam_t"], warn=False,
-                                     **_warm(warm.get("teacher"), run.n))  # fmt: skip
-            _warn_unconverged(fit, "teacher", prm)
-            return _Teacher(fit.w, fit.b, fit.preactivations, fit)
-
-    teacher = data.teacher(key, build)
+    data_key = (run.n, round(prm["alpha"] * run.n), prm["rho"], prm["delta"],
+                round(prm["eta"] * run.n))  # fmt: skip
+    key = (kind.name, *data_key, prm["alpha"], *(prm[name] for name in kind.parameters))
+    build = _TEACHER_BUILDERS[kind.name]
+    teacher = data.teacher(key, lambda rng: build(sample, prm, run, warm, rng))
     if teacher.fit is not None:
         warm["teacher"] = teacher.fit
     return teacher
@@ -570,8 +606,8 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
     p = smooth_labels(sample.y, prm["smoothing"])
     kd = (prm["chi"], prm["temperature"], prm["t2_scaling"])
     fit = fit_kd_student(
-        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, warn=False,
-        **_warm(warm.get("student"), k),
+        sample.X[:, :k], p, teacher.h, prm["lam_s"], *kd, n_norm=n, loss=prm["loss"],
+        labels=sample.y, warn=False, **_warm(warm.get("student"), k),
     )  # fmt: skip
     _warn_unconverged(fit, "student", prm)
     warm["student"] = fit
@@ -579,13 +615,18 @@ def _student_point(data: _SeedData, prm: dict, run: _RunOptions, warm: dict) -> 
 
     obs = _linear_observables(fit.w, fit.b, h, sample, test, n, rho, delta)
     obs["S"] = float(fit.w @ teacher.w[:k]) / n
-    obs["train_loss"] = mean_loss(kd_loss_terms(p, teacher.h, *kd), h)
-    obs["train_ce"] = mean_loss(_ce(p), h)
+    chi, temperature = prm["chi"], prm["temperature"]
+    obs["train_loss"] = _mean_stage_loss(
+        prm["loss"], h, sample.y, p, 1.0 - chi, kd_term_weight(chi, temperature, kd[2]),
+        temperature, kd_targets(teacher.h, temperature),
+    )  # fmt: skip
+    obs["train_ce"] = _mean_stage_loss("logistic", h, sample.y, p)
     obs["mse_outputs"] = float(np.mean((sigmoid(teacher.h) - sigmoid(h)) ** 2))
     obs["mse_preactivations"] = float(np.mean((teacher.h - h) ** 2))
     obs.update(_fit_diagnostics(fit))
 
-    teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta)
+    teacher_loss = prm["teacher_loss"] if teacher.fit is not None else "logistic"
+    teacher_obs = _teacher_observables(teacher, sample, test, p, n, rho, delta, teacher_loss)
     obs.update({f"teacher_{name}": value for name, value in teacher_obs.items()})
     teacher_finite = teacher.fit is None or teacher.fit.finite
     if not teacher_finite:
@@ -723,6 +764,7 @@ def simulate_teacher(
     delta: float = 1.0,
     lam: float = 0.1,
     smoothing: float = 0.0,
+    loss: str = "logistic",
     *,
     n: int = 1000,
     seeds: int = 8,
@@ -730,7 +772,7 @@ def simulate_teacher(
     n_test: int | None = None,
     progress: bool = False,
 ) -> SimulationResult:
-    """Ridge logistic teacher at finite N (docs/model.md §2-3), averaged over ``seeds`` seeds.
+    """Ridge teacher at finite N (docs/model.md §2-3), averaged over ``seeds`` seeds.
 
     Parameters
     ----------
@@ -740,6 +782,9 @@ def simulate_teacher(
         Ridge strength (summed-loss convention of paper Eq. 1, docs/conventions.md §2).
     smoothing : float
         Label smoothing ``eps``: targets ``p = y (1 - eps) + (1 - y) eps``.
+    loss : {"logistic", "square", "hinge"}
+        The loss (:mod:`replica.losses`): ``CE(p, sigma(h))`` (the paper's), ``(h - s)^2/2`` or
+        ``max(0, 1 - s h)`` (fitted as the limit of smoothed hinges, :mod:`simulations.estimators`).
     n : int
         Dimension N.
     seeds, seed : int
@@ -754,11 +799,12 @@ def simulate_teacher(
     SimulationResult
         Observables (per seed, then mean and sem): ``m = w.v/N``, ``q = |w|^2/N``, ``b``,
         ``eps_g`` (Eq. 12 with the empirical m, q, b), ``eps_g_test`` (error on a fresh test set
-        with the same ``v``), ``train_loss`` (mean ``CE(p, sigma(h))``, no penalty),
+        with the same ``v``), ``train_loss`` (mean training loss ``l(y, h)``, no penalty),
         ``train_error`` (vs the labels y; predicted label 1 iff h > 0), and the solver's
         ``grad_norm``, ``n_iter``, ``converged`` (1.0 or 0.0).
     """
-    params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing}
+    params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing,
+              "loss": loss}  # fmt: skip
     run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
     return _simulate("teacher", "alpha", [alpha], params, run)[0]
 
@@ -775,6 +821,8 @@ def simulate_student(
     t2_scaling: bool = False,
     smoothing: float = 0.0,
     teacher: str = "ridge",
+    loss: str = "logistic",
+    teacher_loss: str = "logistic",
     *,
     n: int = 1000,
     seeds: int = 8,
@@ -784,16 +832,19 @@ def simulate_student(
 ) -> SimulationResult:
     """Teacher then distilled student at finite N (docs/model.md §2-3), averaged over seeds.
 
-    The teacher is ridge logistic regression on all N weights with the smoothed labels and
-    ``lam_t`` (``teacher="ridge"``), or the Bayes-optimal proxy of paper Eq. 23-24
-    (``teacher="bayes"``; ``lam_t`` and the teacher's smoothing are then unused).  The student
-    is trained on the SAME inputs, on its first ``k = round(eta N)`` coordinates, with the KD
-    loss ``(1 - chi) CE(p, sigma(h)) + chi c_T CE(sigma(h~/T), sigma(h/T))`` (``c_T = T^2`` if
-    ``t2_scaling``) and ridge ``lam_s``, where ``h~`` are the teacher's preactivations on the
-    training samples and ``p`` the labels smoothed with ``smoothing``.
+    The teacher is a kind of :data:`replica.stages.TEACHER_KINDS`: ridge regression of loss
+    ``teacher_loss`` on all N weights with the smoothed labels and ``lam_t``
+    (``teacher="ridge"``), or the Bayes-optimal proxy of paper Eq. 23-24 (``teacher="bayes"``;
+    ``lam_t``, ``teacher_loss`` and the teacher's smoothing are then unused).  The student is
+    trained on the SAME inputs, on its first ``k = round(eta N)`` coordinates, with the KD
+    loss ``(1 - chi) l(y, h) + chi c_T CE(sigma(h~/T), sigma(h/T))`` (``c_T = T^2`` if
+    ``t2_scaling``; ``l`` the label loss ``loss``, the paper's ``CE(p, sigma(h))`` by default)
+    and ridge ``lam_s``, where ``h~`` are the teacher's preactivations on the training samples
+    and ``p`` the labels smoothed with ``smoothing``.
 
     Parameters are as in :func:`simulate_teacher`, plus ``eta``, ``lam_t``, ``lam_s``, ``chi``,
-    ``temperature``, ``t2_scaling`` and ``teacher``.
+    ``temperature``, ``t2_scaling``, ``teacher``, ``loss`` (the student's label term) and
+    ``teacher_loss``.
 
     Returns
     -------
@@ -820,6 +871,8 @@ def simulate_student(
         "t2_scaling": t2_scaling,
         "smoothing": smoothing,
         "teacher": teacher,
+        "loss": loss,
+        "teacher_loss": teacher_loss,
     }
     run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
     return _simulate("student", "alpha", [alpha], params, run)[0]

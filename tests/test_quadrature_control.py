@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
+from replica.channel import channel_scratch
+from replica.losses import LOSS_KINDS
 from replica.params import ParameterError
 from replica.student import solve_student, student_map
 from replica.teacher import solve_teacher
@@ -44,13 +46,13 @@ def fine_grid_residual(sol, panels1: int, panels2: int) -> float:
     p = sol.params
     t = sol.teacher
     r1, r2 = composite_rule(panels1), composite_rule(panels2)
-    h, f, a = t.node_fields(r1.nodes)
+    fields = t.node_fields(r1.nodes)
     p_pos, p_neg = p.targets
     x = sol.state
     fx = np.array(student_map(
-        *x, p.alpha, p.rho, p.delta, p.eta, p.lam_s, t.m, t.q, t.V, h, f, a, p_pos, p_neg,
-        p.chi, p.temperature, p.kd_weight, r1.nodes, r1.weights, r2.nodes, r2.weights,
-        np.zeros(0), np.zeros(0),
+        *x, p.alpha, p.rho, p.delta, p.eta, p.lam_s, t.m, t.q, t.V, *fields,
+        LOSS_KINDS[p.loss], p_pos, p_neg, p.chi, p.temperature, p.kd_weight,
+        r1.nodes, r1.weights, r2.nodes, r2.weights, np.zeros(0), np.zeros(0), channel_scratch(),
     ))  # fmt: skip
     return relative_residual(x, fx)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from replica.channel import student_curvature
 from replica.errors import bayes_optimal_error, bayes_optimal_overlaps
+from replica.losses import kd_curvature as student_curvature
 from replica.losses import kd_loss, kd_loss_cross_derivative
 from replica.params import GaussianMixture
 from replica.prior import ridge_student_prior, ridge_teacher_prior

@@ -37,6 +37,16 @@ def add_teacher_params(parser: argparse.ArgumentParser, *, alpha: float = 3.0) -
                         help="ridge strength lambda >= 0 (default 0.1)")
     parser.add_argument("--smoothing", type=number("smoothing", check_smoothing), default=0.0,
                         help="label smoothing eps in [0, 0.5) (default 0)")
+    add_loss(parser, "--loss", "the teacher's loss")
+
+
+def add_loss(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """A ``--loss``-style choice among the rows of the loss table (:mod:`replica.losses`)."""
+    from replica.losses import LOSS_KINDS
+
+    parser.add_argument(flag, choices=tuple(LOSS_KINDS), default="logistic",
+                        help=f"{what}: cross-entropy with soft targets (the paper's), square "
+                             "(h - s)^2/2 or hinge max(0, 1 - s h) (default logistic)")
 
 
 def add_student_params(parser: argparse.ArgumentParser, *, alpha: float = 4.5) -> None:
@@ -57,17 +67,23 @@ def add_student_params(parser: argparse.ArgumentParser, *, alpha: float = 4.5) -
                         help="multiply the distillation term by T^2 (Hinton); off in the paper")
     parser.add_argument("--smoothing", type=number("smoothing", check_smoothing), default=0.0,
                         help="label smoothing eps in [0, 0.5) (default 0)")
-    parser.add_argument("--teacher", choices=("ridge", "bayes"), default="ridge",
-                        help="ridge logistic teacher or Bayes-optimal proxy (default ridge)")
+    from replica.stages import TEACHER_KINDS
+
+    kinds = "; ".join(f"{k.name}: {k.help}" for k in TEACHER_KINDS.values())
+    parser.add_argument("--teacher", choices=tuple(TEACHER_KINDS), default="ridge",
+                        help=f"teacher kind ({kinds}; default ridge)")
+    add_loss(parser, "--loss", "the student's label term (1 - chi) l(y, h); the "
+                               "distillation term stays the tempered cross-entropy")
+    add_loss(parser, "--teacher-loss", "the ridge teacher's loss")
 
 
 def teacher_kwargs(args: argparse.Namespace) -> dict:
-    return {k: getattr(args, k) for k in ("alpha", "rho", "delta", "lam", "smoothing")}
+    return {k: getattr(args, k) for k in ("alpha", "rho", "delta", "lam", "smoothing", "loss")}
 
 
 def student_kwargs(args: argparse.Namespace) -> dict:
     names = ("alpha", "rho", "delta", "eta", "lam_t", "lam_s", "chi", "temperature",
-             "t2_scaling", "smoothing", "teacher")  # fmt: skip
+             "t2_scaling", "smoothing", "teacher", "loss", "teacher_loss")  # fmt: skip
     return {k: getattr(args, k) for k in names}
 
 

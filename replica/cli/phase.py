@@ -74,7 +74,7 @@ def build_spec(args: argparse.Namespace):
                                    getattr(args, f"{axis}_log"))  # fmt: skip
     if model == "teacher":
         fixed = {"alpha": args.alpha, "rho": args.rho, "delta": args.delta, "lam": args.lam,
-                 "smoothing": args.smoothing}  # fmt: skip
+                 "smoothing": args.smoothing, "loss": args.teacher_loss}  # fmt: skip
     else:
         fixed = student_kwargs(args)
     for name in (x, y):

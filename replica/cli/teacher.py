@@ -70,7 +70,7 @@ def run_point(args: argparse.Namespace) -> int:
         print_json({k: data[k] for k in JSON_KEYS})
     else:
         rows = [(k, data[k]) for k in JSON_KEYS]
-        print(format_table(rows, title="ridge logistic teacher (replica, N -> inf)"))
+        print(format_table(rows, title=f"ridge {args.loss} teacher (replica, N -> inf)"))
     if not sol.converged:
         warn(f"fixed point did not converge ({sol.report.message}, residual {sol.residual:.2g})")
         return 1
@@ -82,7 +82,7 @@ def run_curve(args: argparse.Namespace) -> int:
 
     return run_curve_command(
         args, "teacher", teacher_kwargs(args), TeacherParams,
-        series=[("eps_g", "ridge logistic teacher")], bounds=[("eps_bo", "Bayes-optimal")],
+        series=[("eps_g", f"ridge {args.loss} teacher")], bounds=[("eps_bo", "Bayes-optimal")],
     )  # fmt: skip
 
 
@@ -138,7 +138,7 @@ def run_simulation(args: argparse.Namespace) -> int:
         **teacher_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
         progress=not args.quiet,
     )  # fmt: skip
-    print_simulation(result, args.json, "ridge logistic teacher")
+    print_simulation(result, args.json, f"ridge {args.loss} teacher")
     return 0
 
 

@@ -1,7 +1,10 @@
 """Closed forms derived symbolically, to check the numeric code against.
 
-- the KD loss (paper Eq. 3-4) and its curvatures ``a = d2L/dh2``, ``c = d2L/(dh dh~)``
-  (docs/saddle_point.md §3);
+- the KD loss (paper Eq. 3-4), from the loss table (:mod:`replica.losses`), and its curvatures
+  ``a = d2L/dh2``, ``c = d2L/(dh dh~)`` (docs/saddle_point.md §3);
+- the channel conjugates through responses, ``V^ = -alpha Delta E[df/d omega]`` and
+  ``V^x = -alpha Delta E[df/d om~]``, equal to the curvature forms of smooth losses
+  (:func:`response_form_identities`);
 - the square loss: its proximal map, and the teacher's whole fixed point in closed form (its
   susceptibility is the Marchenko-Pastur resolvent of ridge regression, docs/saddle_point.md §2);
 - the test error (paper Eq. 12), the optimal bias, and the Bayes-optimal error (Eq. 13-14, with
@@ -16,10 +19,12 @@ from functools import lru_cache
 
 import sympy as sp
 
+from replica.losses import symbolic_label_loss, symbolic_mixture_loss
+from replica.prior import sparse_equivalent_problem
 from replica.symbolic.derive import student_saddle_point, teacher_saddle_point
 from replica.symbolic.expectation import Expectation, evaluate_polynomial, gaussian_average
 from replica.symbolic.free_entropy import teacher_field
-from replica.symbolic.moreau import proximal_point
+from replica.symbolic.moreau import StudentResponse, proximal_point, to_channel_symbols
 from replica.symbolic.symbols import (
     V_S,
     Delta,
@@ -44,6 +49,7 @@ from replica.symbolic.symbols import (
     lam_t,
     m,
     m_t,
+    omega,
     p,
     q,
     q_t,
@@ -60,18 +66,18 @@ from replica.symbolic.symbols import T as temperature
 
 def cross_entropy(target: sp.Expr, preactivation: sp.Expr) -> sp.Expr:
     """``CE(t, sigma(x)) = log(1 + e^x) - t x`` (exact, no constant; :mod:`replica.losses`)."""
-    return sp.log(1 + sp.exp(preactivation)) - target * preactivation
+    return symbolic_label_loss("logistic", preactivation, s, target)
 
 
-def kd_loss() -> sp.Expr:
-    """Student loss ``(1 - chi) CE(p, sigma(h)) + kappa CE(sigma(h~/T), sigma(h/T))`` (Eq. 3-4).
+def kd_loss(loss: str = "logistic") -> sp.Expr:
+    """Student loss ``(1 - chi) l(y, h) + kappa CE(sigma(h~/T), sigma(h/T))`` (Eq. 3-4).
 
-    ``kappa`` is ``chi`` (paper) or ``chi T^2`` (Hinton's scaling).
+    The mixture of the loss table (:func:`replica.losses.symbolic_mixture_loss`) with the
+    label loss ``loss`` (the paper's ``CE(p, sigma(h))`` by default); ``kappa`` is ``chi``
+    (paper) or ``chi T^2`` (Hinton's scaling).
     """
     teacher_output = 1 / (1 + sp.exp(-h_t / temperature))
-    return (1 - chi) * cross_entropy(p, h) + kd_weight * cross_entropy(
-        teacher_output, h / temperature
-    )
+    return symbolic_mixture_loss(loss, h, s, p, 1 - chi, kd_weight, temperature, teacher_output)
 
 
 def kd_curvatures() -> tuple[sp.Expr, sp.Expr]:
@@ -81,8 +87,43 @@ def kd_curvatures() -> tuple[sp.Expr, sp.Expr]:
 
 
 def square_loss() -> sp.Expr:
-    """``l(y, h) = (h - s)^2 / 2`` (the regression teacher of :mod:`replica.teacher`)."""
-    return (h - s) ** 2 / 2
+    """``l(y, h) = (h - s)^2 / 2`` (the table's square row, :mod:`replica.losses`)."""
+    return symbolic_label_loss("square", h, s, p)
+
+
+def response_form_identities() -> dict[str, sp.Expr]:
+    """Residuals (each simplifies to 0): the channel's response forms for a smooth loss.
+
+    The response form of docs/saddle_point.md §1-3.
+
+    With the student's response ``f(omega + V_S f~(om~), V, h~*(om~))`` of
+    :mod:`~replica.symbolic.moreau` (``h~* = om~ + V~ f~``), differentiation gives
+    ``-df/d omega = a/(1 + a V)`` (the ``V^`` integrand) and
+    ``-df/d om~ = (c - a a~ V_S)/((1 + a~ V~)(1 + a V))`` (the ``V^x`` integrand), the forms
+    :mod:`replica.channel` writes as ``g`` and ``-(dh*/dt / V)(dt/dh~) r~ - g g~ V_S``.
+    """
+    from replica.symbolic.moreau import TeacherResponse
+
+    om_t = sp.Symbol("omega_t", real=True)
+    f_teacher = TeacherResponse(om_t, V_t)
+    f_student = StudentResponse(omega + V_S * f_teacher, V, om_t + V_t * f_teacher)
+    d_omega = to_channel_symbols(-sp.diff(f_student, omega))
+    d_teacher = to_channel_symbols(-sp.diff(f_student, om_t))
+    # the same, in the response variables of the channel: r = 1/(1 + a V), g = a r, ...
+    r, r_t = 1 / (1 + a * V), 1 / (1 + a_t * V_t)
+    g, g_t = a * r, a_t * r_t
+    dh_dt_over_V_times_slope = -c * r  # (dh*/dt / V)(dt/dh~) = -c r for the smooth mixture
+    return {
+        "-df/d omega - a/(1 + a V)": sp.simplify(d_omega - a / (1 + a * V)),
+        "-df/d om~ - (c - a a~ V_S)/((1 + a~ V~)(1 + a V))": sp.simplify(
+            d_teacher - (c - a * a_t * V_S) / ((1 + a_t * V_t) * (1 + a * V))
+        ),
+        "channel's g - a/(1 + a V)": sp.simplify(g - a / (1 + a * V)),
+        "channel's cross term - (c - a a~ V_S) r r~": sp.simplify(
+            (-dh_dt_over_V_times_slope * r_t - g * g_t * V_S)
+            - (c - a * a_t * V_S) * r * r_t
+        ),
+    }
 
 
 def square_loss_response(field: sp.Expr, step: sp.Expr) -> sp.Expr:
@@ -195,7 +236,8 @@ def bayes_optimal_error(sparse: bool = False) -> sp.Expr:
     b_bo = optimal_bias().subs({m: m_bo, q: q_bo})
     error = generalisation_error(m_bo, q_bo, b_bo)
     if sparse:
-        error = error.subs({alpha: alpha / eta, Delta: Delta / eta}, simultaneous=True)
+        alpha_eq, delta_eq, _ = sparse_equivalent_problem(alpha, Delta, eta)
+        error = error.subs({alpha: alpha_eq, Delta: delta_eq}, simultaneous=True)
     return sp.simplify(error)
 
 
@@ -219,9 +261,10 @@ def chi_zero_equivalence() -> dict[str, sp.Expr]:
     student = {k: v.subs(decoupled).subs(student_channel) for k, v in sp_s.prior.items()}
 
     # xreplace: one structural pass (no intermediate dummies inside the expectations).
-    rename = {f_t: f, a_t: a, V_t: V, alpha: alpha / eta, Delta: Delta / eta}
+    alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(alpha, Delta, eta, lam)
+    rename = {f_t: f, a_t: a, V_t: V, alpha: alpha_eq, Delta: delta_eq}
     teacher_channel = {k: v.xreplace(rename) for k, v in sp_t.channel.items()}
-    rescaled = {lam_t: lam / eta**2, Delta: Delta / eta}
+    rescaled = {lam_t: lam_eq, Delta: delta_eq}
     teacher = {k: v.xreplace(rescaled).subs(teacher_channel) for k, v in sp_t.prior.items()}
     variance = Delta * (S**2 / q_t + (q - S**2 / q_t))
     return {
@@ -245,6 +288,7 @@ __all__ = [
     "kd_loss",
     "marchenko_pastur_susceptibility",
     "optimal_bias",
+    "response_form_identities",
     "square_loss",
     "square_loss_response",
     "square_loss_teacher_fixed_point",
