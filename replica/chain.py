@@ -1,7 +1,7 @@
 """Distillation chains: replica-symmetric fixed points of K + 1 stages on the same samples.
 
 Stage 0 is ridge logistic regression on noisy labels (or the Bayes-optimal proxy); stage
-``k >= 1`` is trained on the same inputs with the loss
+``k >= 1`` is trained on the same inputs with the loss::
 
     (1 - chi_k) CE(y_obs, sigma(h)) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
 
@@ -75,7 +75,7 @@ class Stage:
     eta : float
         Support: the first ``eta N`` coordinates, ``0 < eta <= 1``.
     lam : float
-        Ridge strength (summed-loss convention, SPEC §2b).
+        Ridge strength (summed-loss convention, docs/conventions.md §2).
     chi : float
         Weight of the distillation term (stage 0: must be 0).
     temperature : float

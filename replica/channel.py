@@ -1,4 +1,5 @@
-"""Channel (energetic) half of the saddle point, through the responses of the loss (SPEC §4).
+"""Channel (energetic) half of the saddle point, through the responses of the loss
+(docs/saddle_point.md §1-3).
 
 At zero temperature the channel of the replica free entropy is a Moreau envelope: on a
 training sample of class ``s`` the trained preactivation is the proximal point ``h*`` of the
@@ -26,8 +27,9 @@ target ``t = sigma(h~*/T)``::
 
 which for smooth losses is today's ``alpha delta E[(c - a a~ V_S) / ((1 + a~ V~)(1 + a V))]``
 with ``c = d^2 L / (dh dh~)`` (asserted symbolically, :mod:`replica.symbolic.closed_forms`).
-The shift ``V_S f~`` is the student's response to the teacher's own fit of that sample; paper
-Eq. 96 has it right, while Eq. 21 misses a factor ``sqrt(delta q~)`` (erratum, SPEC §4).
+The shift ``V_S f~`` is the student's response to the teacher's own fit of that sample: the
+``(dS/dq~) lambda~`` term of paper Eq. 96, which equals Eq. 21's ``u~`` term since
+``lambda~ = sqrt(delta dq~) u~`` (docs/saddle_point.md §5).
 
 - bias: stationarity in ``b`` is ``E[f] = 0``; ``dE[f]/db = -E[g]`` gives the Newton update
   used inside the iteration.
@@ -206,6 +208,8 @@ def teacher_prox(omega, V, loss_kind, s, p, h_guess):
 @njit(cache=True)
 def teacher_channel_averages(m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz, scratch):
     """Gaussian averages of the teacher channel.
+
+    Equations: docs/saddle_point.md §2 (paper Eq. 49-50).
 
     Returns ``(E[s f], E[f^2], E[g], E[f])`` at overlaps ``(m, q, V, b)``.
     """
@@ -453,6 +457,8 @@ def student_channel_averages(
     loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, scratch,
 ):  # fmt: skip
     """Gaussian averages of the student channel over the grid ``(z1, z2)``.
+
+    Equations: docs/saddle_point.md §3 (paper Eq. 93-97).
 
     The student's loss is the mixture of :mod:`replica.losses` with label term
     ``(1 - chi) l_kind`` and distillation term ``kd_weight CE(sigma(h~*/T), sigma(h/T))``.

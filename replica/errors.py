@@ -1,6 +1,6 @@
 """Generalisation error of a linear classifier on the mixture, and the Bayes-optimal bound.
 
-Paper Eq. 12 and Sec. 3.2 (SPEC §3).
+Paper Eq. 12 and Sec. 3.2 (docs/model.md §3).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def bayes_optimal_overlaps(alpha: float, rho: float, delta: float) -> tuple[floa
 def bayes_optimal_error(
     alpha: float, mixture: GaussianMixture | None = None, *, eta: float = 1.0
 ) -> float:
-    """Bayes-optimal test error of an ``eta``-sparse linear classifier (SPEC §3).
+    """Bayes-optimal test error of an ``eta``-sparse linear classifier (docs/model.md §3).
 
     For ``eta < 1`` the problem ``{eta, alpha, delta}`` is equivalent to
     ``{1, alpha/eta, delta/eta}`` (paper Sec. 3.2).

@@ -1,4 +1,5 @@
-"""The loss table: every loss of the package, defined once (paper Eq. 1-4, App. B.3-B.4; SPEC §2).
+"""The loss table: every loss of the package, defined once
+(paper Eq. 1-4, App. B.3-B.4; docs/model.md §2).
 
 A stage (teacher or student) trained on a sample of class ``s = +-1`` (label ``y = (1 + s)/2``)
 minimises a *mixture loss*
@@ -129,7 +130,10 @@ def kd_target_slope(h_teacher, temperature):
 
 @njit(cache=True)
 def mixture_loss(kind, h, s, p, c, k, T, t):
-    """``L(h) = c l_kind(h; s, p) + k [softplus(h/T) - t h/T]`` (module docstring)."""
+    """``L(h) = c l_kind(h; s, p) + k [softplus(h/T) - t h/T]`` (module docstring).
+
+    The losses of paper Eq. 1-4 (docs/model.md §2).
+    """
     value = c * label_loss(kind, h, s, p) if c != 0.0 else 0.0
     if k != 0.0:
         value += k * (softplus(h / T) - t * h / T)
@@ -138,7 +142,10 @@ def mixture_loss(kind, h, s, p, c, k, T, t):
 
 @njit(cache=True)
 def mixture_derivatives(kind, h, s, p, c, k, T, t):
-    """``(L'(h), L''(h))`` of :func:`mixture_loss`."""
+    """``(L'(h), L''(h))`` of :func:`mixture_loss`.
+
+    The response and curvatures of docs/saddle_point.md §1 and §3.
+    """
     g = a = 0.0
     if c != 0.0:
         g, a = label_loss_derivatives(kind, h, s, p)
@@ -179,6 +186,8 @@ def mixture_target_cross(k, T):
 def mixture_kink_fields(kind, V, s, p, c, k, T, t):
     """Fields ``omega`` mapped onto the kink: ``(lo, hi, has_kink)``.
 
+    Where the Gaussian averages are split (docs/numerics.md §2).
+
     For the hinge, ``h*(omega) = s`` exactly for ``omega`` in ``[lo, hi]`` with
     ``lo = s + V (c l'(s-) + K)``, ``hi = s + V (c l'(s+) + K)``, ``K`` the distillation
     term's slope at ``h = s``; ``h*`` is smooth on either side. Smooth losses: no kink.
@@ -218,6 +227,8 @@ def prox_pieces(kind, omega, V, s, p, c, k, T, t, h_guess):
 def mixture_prox(kind, omega, V, s, p, c, k, T, t, h_guess):
     """Proximal map of the mixture loss and its derivatives.
 
+    The proximal step of docs/saddle_point.md §1 (numerics: docs/numerics.md §3).
+
     Returns ``(h*, d, g, dh_dt)``: ``h* = argmin_h (h - omega)^2 / (2V) + L(h)``;
     ``d = 1 + V L''(h*)``, so that ``r = dh*/d omega = 1/d``; ``g = -df/d omega = L''(h*)/d``
     (``= (1 - r)/V``) for the response ``f = (h* - omega)/V``; and ``dh*/dt = -V d^2L/(dh dt) / d``.
@@ -234,6 +245,8 @@ def mixture_prox(kind, omega, V, s, p, c, k, T, t, h_guess):
 @njit(cache=True)
 def mixture_omega_zero(kind, V, s, p, c, k, T, t):
     """The field at which ``h* = 0``: ``omega_0 = V L'(0)`` (every loss here is smooth at 0).
+
+    Part of the loss table of docs/model.md §2 (proximal steps: docs/saddle_point.md §1).
 
     ``h*`` is non-decreasing in ``omega``, so ``h* < 0`` exactly when ``omega < omega_0``.
     """
@@ -260,7 +273,8 @@ def kd_curvature(h, chi, kd_weight, temperature):
 
 @njit(cache=True)
 def kd_loss_cross_derivative(h_teacher, temperature, kd_weight):
-    """``d^2 L / (dh dh~) = (d^2 L/(dh dt)) dt/dh~ = -(k / T^2) sigma'(h~ / T)`` (SPEC §4)."""
+    """``d^2 L / (dh dh~) = (d^2 L/(dh dt)) dt/dh~ = -(k / T^2) sigma'(h~ / T)``
+    (docs/saddle_point.md §3)."""
     return mixture_target_cross(kd_weight, temperature) * kd_target_slope(h_teacher, temperature)
 
 
@@ -341,7 +355,10 @@ def symbolic_label_loss(name: str, h, s, p):
 
 
 def symbolic_mixture_loss(name: str, h, s, p, c, k, T, t):
-    """The mixture ``c l_kind(h; s, p) + k CE(t, sigma(h/T))`` as a sympy expression."""
+    """The mixture ``c l_kind(h; s, p) + k CE(t, sigma(h/T))`` as a sympy expression.
+
+    The losses of paper Eq. 1-4 in sympy (docs/model.md §2).
+    """
     import sympy as sp
 
     return c * symbolic_label_loss(name, h, s, p) + k * (sp.log(1 + sp.exp(h / T)) - t * h / T)

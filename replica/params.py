@@ -1,4 +1,4 @@
-"""Model parameters: one schema, and their validation (SPEC §1).
+"""Model parameters: one schema, and their validation (docs/model.md §1).
 
 Every model parameter is described once, in :data:`PARAMETERS` (check, default, LaTeX label,
 help text, phase-diagram axis range and scale, command-line flag). Generated from it: the
@@ -361,7 +361,7 @@ def check_rule_nodes(name: str, value) -> int:
 
 @dataclass(frozen=True)
 class GaussianMixture:
-    """Unbalanced two-cluster Gaussian mixture of paper Eq. 10 (SPEC §1).
+    """Unbalanced two-cluster Gaussian mixture of paper Eq. 10 (docs/model.md §1).
 
     ``x = s v / sqrt(N) + sqrt(delta) z`` with label ``y = 1`` (``s = +1``) with probability
     ``rho`` and ``y = 0`` (``s = -1``) otherwise.

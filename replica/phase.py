@@ -1,5 +1,7 @@
 """Phase diagrams: any observable of teacher or student on a 2-D grid of any two parameters.
 
+Each point is a saddle point of docs/saddle_point.md; paths and executors: docs/numerics.md §5.
+
 A diagram is a grid ``x_values x y_values``. Each row of the grid (fixed ``y``) is a path in
 ``x`` cut into warm-started segments (:func:`replica.sweep.path_tasks`), run through an
 executor and journaled to ``phase.csv`` as segments finish (resumable, identical for any

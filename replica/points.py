@@ -90,8 +90,9 @@ DIRECT_VARIABLES = ("alpha", "rho", "delta", "eta", "lam_s", "smoothing")
 
 def direct_solver(fixed: dict) -> PointSolver:
     """The student trained on the labels alone (``chi = 0``), through its exact equivalence
-    with the teacher problem at ``(alpha/eta, delta/eta, lam_s/eta^2)`` (SPEC §4 checks; the
-    same ``m``, ``b`` and ``eps_g``, and ``q = q_teacher / eta``). Model name ``"direct"``."""
+    with the teacher problem at ``(alpha/eta, delta/eta, lam_s/eta^2)``
+    (docs/saddle_point.md §7; the same ``m``, ``b`` and ``eps_g``, and ``q = q_teacher / eta``).
+    Model name ``"direct"``."""
     base = {name: default(name) for name in DIRECT_VARIABLES if name != "alpha"}
     base.update({k: v for k, v in fixed.items() if k in DIRECT_VARIABLES})
     options = {k: v for k, v in fixed.items()
@@ -156,7 +157,7 @@ def best_direct_ridge(alpha: float, rho: float = default("rho"), delta: float = 
     """``(lam*, eps*)``: the student trained on the labels (``chi = 0``) at its best ``lam_s``.
 
     Uses the exact equivalence of the ``chi = 0`` student with the teacher problem at
-    ``(alpha/eta, delta/eta, lam_s/eta^2)`` (SPEC §4 checks), and a bounded search in
+    ``(alpha/eta, delta/eta, lam_s/eta^2)`` (docs/saddle_point.md §7), and a bounded search in
     ``log10 lam_s`` over ``[lower, upper]`` (boundaries included).
     """
     from scipy.optimize import minimize_scalar

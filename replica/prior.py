@@ -1,4 +1,5 @@
-"""Prior (entropic) half of the saddle point: the ridge penalty (SPEC §4, paper App. A).
+"""Prior (entropic) half of the saddle point: the ridge penalty
+(docs/saddle_point.md §4, paper App. A).
 
 Given the conjugate parameters produced by the channel, the ridge prior is Gaussian, so each
 weight is an explicit linear function of the cluster direction ``v_i`` and of a Gaussian
@@ -23,8 +24,8 @@ from numba import njit
 
 
 def sparse_equivalent_problem(alpha, delta, eta, lam=0.0):
-    """The ``eta``-sparse problem ``(alpha, delta, eta, lam)`` as a full one (SPEC §4, paper
-    Sec. 3.2): ``(alpha/eta, delta/eta, lam/eta^2)``.
+    """The ``eta``-sparse problem ``(alpha, delta, eta, lam)`` as a full one
+    (docs/saddle_point.md §4, paper Sec. 3.2): ``(alpha/eta, delta/eta, lam/eta^2)``.
 
     A stage trained on the labels alone (``chi = 0``) on ``eta N`` of the ``N`` coordinates is
     the teacher of this problem (same ``m``, ``b`` and test error; ``q = q'/eta``); the
@@ -36,7 +37,8 @@ def sparse_equivalent_problem(alpha, delta, eta, lam=0.0):
 
 @njit(cache=True)
 def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
-    """Teacher overlaps from its conjugates (paper Eq. 50-52 in our normalisation).
+    """Teacher overlaps from its conjugates
+    (paper Eq. 46-48 in our normalisation; docs/saddle_point.md §2).
 
     Returns ``(m, q, V) = (m^/D, (m^^2 + Q^)/D^2, delta/D)`` with ``D = lam + V^``, or NaNs
     when ``D`` or ``D^2`` is not positive (``lam = 0`` and a channel curvature that underflowed, far
@@ -52,7 +54,8 @@ def ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta):
 def ridge_student_prior(
     mhat, Qhat, Vhat, Qhat_x, Vhat_x, lam, eta, delta, m_t, q_t, V_t
 ):
-    """Student overlaps from its conjugates and the teacher's overlaps (SPEC §4, prior side).
+    """Student overlaps from its conjugates and the teacher's overlaps
+    (docs/saddle_point.md §4, prior side).
 
     Returns ``(m, q, S, V, V_S)``::
 

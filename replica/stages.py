@@ -35,6 +35,8 @@ import numpy as np
 class NodeFields:
     """A stage's fields on training samples at the nodes of its cavity field.
 
+    What a stage needs from its teacher: docs/saddle_point.md §3 (paper App. A.2).
+
     Arrays of shape ``(2, n)`` (class ``y = 1, 0``; node), or ``(2, n1, n2)`` for a student.
 
     Attributes
@@ -57,7 +59,10 @@ class NodeFields:
 
 @runtime_checkable
 class Stage(Protocol):
-    """What a stage offers the stage it teaches (module docstring)."""
+    """What a stage offers the stage it teaches (module docstring).
+
+    Equations: docs/saddle_point.md §2-6 (paper App. A.1-A.3).
+    """
 
     m: float
     q: float

@@ -1,7 +1,8 @@
-"""The sparse knowledge-distillation student: replica-symmetric fixed point (SPEC §2, §4).
+"""The sparse knowledge-distillation student: replica-symmetric fixed point
+(docs/model.md §2, docs/saddle_point.md §3-4).
 
 The student has only its first ``eta N`` weights trainable (plus a bias) and minimises, on the
-teacher's own training inputs,
+teacher's own training inputs::
 
     sum_mu (1 - chi) l(y_mu, h_mu) + chi c_T CE(sigma(h~_mu / T), sigma(h_mu / T))
            + lam_s / 2 |w|^2,
@@ -245,6 +246,8 @@ def student_map(
 ):  # fmt: skip
     """One sweep of the student's saddle-point equations, ``(m, q, S, V, V_S, b)`` to itself.
 
+    Equations: docs/saddle_point.md §3-4 (paper App. A.2).
+
     The quadrature ``(z1, w1, z2, w2, gx, gw)`` is that of
     :func:`replica.channel.student_channel_averages`.
 
@@ -447,6 +450,8 @@ def solve_student(
     adapt_quadrature: bool = True,
 ) -> StudentSolution:
     """Solve the distilled student's replica saddle point.
+
+    Equations: docs/saddle_point.md §3-6 (paper App. A.2-A.3); numerics: docs/numerics.md §4.
 
     Parameters
     ----------

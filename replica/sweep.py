@@ -5,7 +5,8 @@ length (:func:`saddle.executor.segments`); a segment is one task, a :class:`Path
 points are solved in order with warm starts (:func:`saddle.continuation.continuation`), the
 first from the default start. The cut does not depend on the number of workers, so the results
 are identical whatever the executor, and a resumed run recomputes exactly the unfinished
-segments (journals: :class:`saddle.checkpoint.CsvJournal`).
+segments (journals: :class:`saddle.checkpoint.CsvJournal`). Paths, optima and their numerics:
+docs/numerics.md §5.
 
 The rest of what this module used to hold lives in modules of one job each, and every name is
 still importable from here:

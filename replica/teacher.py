@@ -1,4 +1,5 @@
-"""The ridge-regularised teacher: replica-symmetric fixed point (SPEC §4; paper App. A.1).
+"""The ridge-regularised teacher: replica-symmetric fixed point
+(docs/saddle_point.md §2; paper App. A.1).
 
 The teacher minimises ``sum_mu l(y_mu, h~_mu) + lam/2 |w~|^2`` with a free bias on the mixture
 of paper Eq. 10 (the model of Mignacco et al. 2020), for a loss ``l`` of the table of
@@ -71,7 +72,7 @@ class TeacherParams(MixtureParamsMixin):
     rho, delta : float
         Mixture balance in (0, 1) and noise variance > 0.
     lam : float
-        Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + lam/2 |w|^2).
+        Ridge strength ``lam >= 0`` (paper Eq. 1 convention: summed loss + ``lam/2 |w|^2``).
     smoothing : float
         Label smoothing ``eps`` in [0, 1/2): targets ``p = y (1 - eps) + (1 - y) eps``.
     loss : {"logistic", "square", "hinge"}
@@ -133,6 +134,8 @@ def limited_bias_step(b, ef, ea, max_step):
 @njit(cache=True)
 def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz, scratch):
     """One sweep of the teacher's saddle-point equations: ``(m, q, V, b) -> (m, q, V, b)``.
+
+    Equations: docs/saddle_point.md §2 (paper App. A.1).
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
@@ -338,6 +341,8 @@ def solve_teacher(
     adapt_quadrature: bool = True,
 ) -> TeacherSolution:
     """Solve the teacher's replica saddle point.
+
+    Equations: docs/saddle_point.md §2 (paper App. A.1); numerics: docs/numerics.md §4.
 
     Parameters
     ----------

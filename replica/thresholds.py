@@ -1,4 +1,5 @@
-"""Interpolation and separability thresholds of teacher and student (SPEC §5, paper Sec. 6, App. C).
+"""Interpolation and separability thresholds of teacher and student
+(docs/thresholds.md, paper Sec. 6, App. C).
 
 Three thresholds organise the double descent of paper Fig. 5 and 11 (``lam -> 0``):
 

@@ -1,5 +1,7 @@
 """Resumable, crash-safe CSV output: an append-only journal of finished rows.
 
+Used to resume interrupted sweeps (docs/numerics.md §5).
+
 A long sweep writes each finished row (or block of rows) to its CSV file as soon as it is
 computed, in one ``write`` of whole lines followed by ``fsync``; an interrupted run (Ctrl-C,
 ``kill``, even ``kill -9``) therefore leaves a valid CSV file whose last line may at worst be

@@ -31,6 +31,8 @@ def continuation(
 ) -> list[R]:
     """Solve at each of ``values`` in order, warm-starting from the previous solution.
 
+    Used along every theory curve (docs/numerics.md §5).
+
     Parameters
     ----------
     solve : callable

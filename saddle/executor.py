@@ -1,5 +1,7 @@
 """Executors for sweeps and Monte-Carlo grids, and a deterministic segmented map.
 
+Used for long theory sweeps and simulations (docs/numerics.md §5).
+
 Generic (knows nothing about the physics). Every long computation of the package is a set of
 independent *tasks* (a warm-started segment of a path, or one simulation seed) handed to a
 ``concurrent.futures.Executor``:

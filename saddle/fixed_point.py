@@ -184,6 +184,8 @@ def solve_fixed_point(
 ) -> FixedPointResult:
     """Solve ``x = update(x)`` by damped Anderson-accelerated iteration.
 
+    Used for the saddle points of docs/saddle_point.md (docs/numerics.md §4).
+
     Parameters
     ----------
     update : callable

@@ -47,6 +47,8 @@ def legendre_rule(order: int = SPLIT_ORDER) -> tuple[np.ndarray, np.ndarray]:
 def split_gaussian_rule(breaks, n_breaks, x, w, panel, cutoff, z_out, w_out):
     """Nodes and weights of ``E[g(Z)]`` on ``[-cutoff, cutoff]`` split at ``breaks``.
 
+    Used where a loss has a kink (docs/numerics.md §2).
+
     Parameters
     ----------
     breaks : array

@@ -68,6 +68,8 @@ def smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0):
 def prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, cq, h0, g0, lo_lim, hi_lim, h_guess):
     """Proximal point and curvature ``(h*, L''(h*))`` of the smooth loss of the module docstring.
 
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+
     Parameters
     ----------
     omega, V : float
@@ -137,13 +139,19 @@ def prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
 
 @njit(cache=True)
 def prox_tempered_logistic(omega, V, c1, T1, t1, c2, T2, t2, h_guess):
-    """Proximal point ``h*`` of the two-term tempered logistic loss (safeguarded Newton)."""
+    """Proximal point ``h*`` of the two-term tempered logistic loss (safeguarded Newton).
+
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+    """
     return prox_tempered_logistic_curvature(omega, V, c1, T1, t1, c2, T2, t2, h_guess)[0]
 
 
 @njit(cache=True)
 def prox_square(omega, V, c, target):
-    """Proximal map of ``L(h) = c (h - target)^2 / 2``: ``(omega + V c target) / (1 + V c)``."""
+    """Proximal map of ``L(h) = c (h - target)^2 / 2``: ``(omega + V c target) / (1 + V c)``.
+
+    The proximal step of docs/saddle_point.md §1; numerics: docs/numerics.md §3.
+    """
     return (omega + V * c * target) / (1.0 + V * c)
 
 

@@ -48,6 +48,8 @@ MAX_GAUSS_HERMITE_NODES = 360
 def gauss_hermite(n_nodes: int) -> GaussHermite:
     """The ``n_nodes``-point probabilists' Gauss-Hermite rule (cached, read-only arrays).
 
+    Used for every Gaussian average of the saddle point (docs/numerics.md §1).
+
     ``1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES`` (larger rules lose their weights to overflow).
     """
     if not 1 <= n_nodes <= MAX_GAUSS_HERMITE_NODES:
@@ -92,6 +94,8 @@ def adaptive_gaussian_rule(
     cutoff: float = GAUSSIAN_CUTOFF,
 ) -> GaussHermite:
     """A composite Gauss-Legendre rule for ``E[g(Z)]``, ``Z ~ N(0, 1)``, adapted to ``probe``.
+
+    Used where Gauss-Hermite rules fail (docs/numerics.md §2).
 
     Gauss-Hermite rules converge exponentially for smooth integrands but only algebraically
     for an integrand with a kink or a sharp step, e.g. a teacher's trained preactivation

@@ -1,4 +1,4 @@
-"""Sampling the Gaussian mixture of paper Eq. 10 at finite N (SPEC §1)."""
+"""Sampling the Gaussian mixture of paper Eq. 10 at finite N (docs/model.md §1)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def draw_cluster_direction(
     """Draw ``v ~ N(0, I_N)``; with ``normalise`` rescale it to ``|v|^2 = N`` exactly.
 
     Normalising removes the O(1/sqrt(N)) fluctuation of ``|v|^2 / N`` that otherwise shifts
-    ``m`` coherently across a sweep sharing seeds (SPEC §4, simulation practice). With
+    ``m`` coherently across a sweep sharing seeds (docs/numerics.md §6). With
     ``support = k`` (a student trained on the first ``k`` coordinates) the two blocks are
     normalised separately, ``|v[:k]|^2 = k`` and ``|v[k:]|^2 = N - k`` (so still
     ``|v|^2 = N``): the student's own signal ``|v[:k]|^2 / N`` otherwise fluctuates by
@@ -76,6 +76,8 @@ def sample_mixture(
     normalise_v: bool = True,
 ) -> MixtureSample:
     """Sample ``n_samples`` points of the mixture in dimension ``n_features``.
+
+    The mixture of paper Eq. 10 (docs/model.md §1).
 
     Parameters
     ----------

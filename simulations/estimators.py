@@ -1,4 +1,4 @@
-"""Exact solvers for the convex teacher and student problems (SPEC §2, paper Eq. 1, 3-4).
+"""Exact solvers for the convex teacher and student problems (docs/model.md §2, paper Eq. 1, 3-4).
 
 Every estimator of the package is a linear classifier ``h = X w / sqrt(n_norm) + b`` trained
 by minimising a sum of loss terms (the losses of the table :mod:`replica.losses`) plus a ridge
@@ -11,14 +11,14 @@ A term is a :class:`LossTerm`, a tempered cross-entropy
 :class:`SquareTerm` ``c (h - s)^2 / 2``; or a :class:`HingeTerm` ``c max(0, 1 - s h)``
 (``s = +-1`` the class signs):
 
-* teacher (SPEC §2): one label term, e.g. ``LossTerm(1, 1, p)`` with the (smoothed) labels ``p``
-  (:func:`label_terms`);
+* teacher (docs/model.md §2): one label term, e.g. ``LossTerm(1, 1, p)`` with the (smoothed) labels
+  ``p`` (:func:`label_terms`);
 * student (paper Eq. 3-4, App. B.4): the label term with weight ``1 - chi`` and the
   distillation term ``(chi c_T, T, sigma(h~ / T))``, ``c_T = T^2`` for Hinton's variant and 1
   otherwise (the paper's choice) (:func:`kd_loss_terms`).
 
 The cross-entropy is used without its entropy constant, ``CE(p, sigma(h)) = softplus(h) - p h``
-(SPEC §2), so a loss value does not vanish at a perfect fit of soft targets.
+(docs/model.md §2), so a loss value does not vanish at a perfect fit of soft targets.
 
 The hinge is not differentiable at its kink: a fit with hinge terms minimises the smoothed
 hinge ``width softplus((1 - s h)/width)`` (within ``width log 2`` of the hinge) along a
@@ -29,7 +29,7 @@ defeats conjugate gradients); the last change of the solution is reported
 error left at the last width is about half the last change (widths in steps of ~3).
 
 The problem is convex (strictly so for ``lam > 0``), so it is solved *exactly*
-(SPEC, simulation practice): a truncated Newton method (preconditioned conjugate gradient on
+(docs/numerics.md §6): a truncated Newton method (preconditioned conjugate gradient on
 Hessian-vector products, two matrix-vector products with ``X`` each) with an exact line search,
 stopped on the gradient norm, never on an iteration budget.  The line search costs O(M) per
 trial step because the change of the preactivations along the Newton direction is accumulated
@@ -102,7 +102,8 @@ def sigmoid(h: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def smooth_labels(y: np.ndarray, smoothing: float = 0.0) -> np.ndarray:
-    """Soft targets ``p = y (1 - eps) + (1 - y) eps`` of label smoothing (SPEC §2, App. B.3).
+    """Soft targets ``p = y (1 - eps) + (1 - y) eps`` of label smoothing
+    (docs/model.md §2, App. B.3).
 
     Parameters
     ----------
@@ -252,7 +253,7 @@ def kd_loss_terms(
     loss: str = "logistic",
     labels: np.ndarray | None = None,
 ) -> tuple:
-    """The terms of the distillation loss (paper Eq. 3-4, SPEC §2; :mod:`replica.losses`).
+    """The terms of the distillation loss (paper Eq. 3-4, docs/model.md §2; :mod:`replica.losses`).
 
     ``l_KD = (1 - chi) l(y, h) + chi c_T CE(sigma(h~/T), sigma(h/T))`` with ``c_T = T^2`` if
     ``t2_scaling`` (Hinton's variant) else 1, where ``l`` is the label loss ``loss``
@@ -622,7 +623,7 @@ def fit_linear_classifier(
     terms : sequence of LossTerm
         The loss terms; their targets have length M.
     lam : float
-        Ridge strength ``lam >= 0`` on ``w`` (summed-loss convention, SPEC §2b).
+        Ridge strength ``lam >= 0`` on ``w`` (summed-loss convention, docs/conventions.md §2).
     n_norm : float, optional
         ``h = X w / sqrt(n_norm) + b``; defaults to N = ``X.shape[1]``.
     w0, b0 : optional
@@ -802,7 +803,7 @@ def _separates_hard_targets(terms: Sequence[LossTerm], h: np.ndarray) -> bool:
 
 
 def fit_ridge_logistic(X: np.ndarray, targets: np.ndarray, lam: float, **kw) -> LinearFit:
-    """Ridge logistic regression with soft targets: the teacher of SPEC §2.
+    """Ridge logistic regression with soft targets: the teacher of docs/model.md §2.
 
     Minimises ``sum_mu CE(p_mu, sigma(h_mu)) + lam/2 |w|^2``; keyword arguments go to
     :func:`fit_linear_classifier`.
@@ -824,7 +825,7 @@ def fit_kd_student(
     labels: np.ndarray | None = None,
     **kw,
 ) -> LinearFit:
-    """The distilled student of paper Eq. 3-4 (SPEC §2).
+    """The distilled student of paper Eq. 3-4 (docs/model.md §2).
 
     Minimises ``sum_mu l_KD(h_mu) + lam_s/2 |w|^2`` (see :func:`kd_loss_terms`) with
     ``h = X_support w / sqrt(n_norm) + b``.
@@ -841,7 +842,7 @@ def fit_kd_student(
         Student ridge, distillation weight, temperature and Hinton's ``T^2`` factor.
     n_norm : float
         The FULL dimension N: the student's preactivation is ``w.x / sqrt(N)``, not
-        ``/ sqrt(eta N)`` (SPEC §4).
+        ``/ sqrt(eta N)`` (docs/conventions.md §1).
     loss, labels
         The label term's loss and the hard labels ``y`` (needed for ``"square"``, ``"hinge"``);
         see :func:`kd_loss_terms`.
@@ -871,13 +872,13 @@ def fit_kd_student(
 def bayes_optimal_teacher(
     v: np.ndarray, alpha: float, rho: float, delta: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, float]:
-    """The Bayes-optimal proxy teacher of paper Sec. 5.3, Eq. 23-24 (SPEC §2).
+    """The Bayes-optimal proxy teacher of paper Sec. 5.3, Eq. 23-24 (docs/model.md §2).
 
     ``w~ = v + sqrt(Delta / alpha) g`` with ``g ~ N(0, I_N)`` drawn from ``rng`` (independent of
     the data, so the teacher has no self-fit term) and bias
     ``b~ = (Delta (1 + Delta/alpha) / 2) log(rho / (1 - rho))``, from
     :func:`replica.errors.bayes_optimal_overlaps` (paper Eq. 112 misprints ``1 - Delta/alpha``;
-    SPEC §4 errata).  Its order parameters are ``m~ = 1``, ``q~ = 1 + Delta/alpha`` for
+    docs/errata.md §2).  Its order parameters are ``m~ = 1``, ``q~ = 1 + Delta/alpha`` for
     ``|v|^2 = N``, up to O(1/sqrt(N)) fluctuations of ``g``.
     """
     v = _as_vector("v", v)

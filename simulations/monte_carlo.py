@@ -1,9 +1,9 @@
 """Finite-size Monte-Carlo of the teacher and the distilled student, with error bars over seeds.
 
 Each seed draws a cluster direction ``v`` (``|v|^2 = N``) and ``M = round(alpha N)`` training
-samples with exactly ``round(rho M)`` positives (SPEC §1 and simulation practice), solves the
-convex problems exactly (:mod:`simulations.estimators`) and measures the observables of SPEC §3.
-Order parameters are divided by the FULL N, also for the student.
+samples with exactly ``round(rho M)`` positives (docs/model.md §1 and docs/numerics.md §6), solves
+the convex problems exactly (:mod:`simulations.estimators`) and measures the observables of
+docs/model.md §3. Order parameters are divided by the FULL N, also for the student.
 
 Randomness
 ----------
@@ -832,14 +832,14 @@ def simulate_teacher(
     n_test: int | None = None,
     progress: bool = False,
 ) -> SimulationResult:
-    """Ridge teacher at finite N (SPEC §2-3), averaged over ``seeds`` seeds.
+    """Ridge teacher at finite N (docs/model.md §2-3), averaged over ``seeds`` seeds.
 
     Parameters
     ----------
     alpha, rho, delta : float
         Sample ratio ``M / N`` (``M = round(alpha N)``), positive fraction, noise variance.
     lam : float
-        Ridge strength (summed-loss convention of paper Eq. 1, SPEC §2b).
+        Ridge strength (summed-loss convention of paper Eq. 1, docs/conventions.md §2).
     smoothing : float
         Label smoothing ``eps``: targets ``p = y (1 - eps) + (1 - y) eps``.
     loss : {"logistic", "square", "hinge"}
@@ -893,7 +893,7 @@ def simulate_student(
     n_test: int | None = None,
     progress: bool = False,
 ) -> SimulationResult:
-    """Teacher then distilled student at finite N (SPEC §2-3), averaged over seeds.
+    """Teacher then distilled student at finite N (docs/model.md §2-3), averaged over seeds.
 
     The teacher is a kind of :data:`replica.stages.TEACHER_KINDS`: ridge regression of loss
     ``teacher_loss`` on all N weights with the smoothed labels and ``lam_t``

@@ -1,4 +1,4 @@
-"""The finite-width two-layer ReLU student of SPEC §6 and its full-batch GD training.
+"""The finite-width two-layer ReLU student of docs/kernel.md and its full-batch GD training.
 
 ``f(x) = (1/sqrt(m)) sum_r a_r ReLU(w_r . x)`` with ``a_r = +-1`` fixed and only ``W`` trained on
 ``L(W) = 1/2 |u - y|^2 + lambda/2 |u - t|^2`` (``u = f(X)``).  The gradient is
@@ -55,7 +55,7 @@ class TwoLayerReLU:
         kappa: float = 1.0,
         init: str = "symmetric",
     ) -> TwoLayerReLU:
-        """``w_r ~ N(0, kappa^2 I)``, ``a_r`` uniform in {-1, +1} (SPEC §6).
+        """``w_r ~ N(0, kappa^2 I)``, ``a_r`` uniform in {-1, +1} (docs/kernel.md).
 
         ``init="symmetric"`` draws m/2 neurons and pairs each with a copy of opposite output
         sign, so ``f_0 = 0`` exactly while every neuron keeps the same marginal law (m even).

@@ -139,7 +139,7 @@ def test_chi_zero_is_direct_training():
 
 def test_sparse_stage_is_rescaled_full_problem():
     """A stage on eta N coordinates at (alpha, delta, lam) is the full problem at
-    (alpha/eta, delta/eta, lam/eta^2) (SPEC §4 checks): same error and m."""
+    (alpha/eta, delta/eta, lam/eta^2) (docs/saddle_point.md §7): same error and m."""
     eta = 0.4
     sparse = solve_chain(2.0, 0.3, 1.0, 0.0, [Stage(eta=eta, lam=0.05)])[0]
     full = solve_teacher(2.0 / eta, 0.3, 1.0 / eta, 0.05 / eta**2)

@@ -1,4 +1,5 @@
-"""Student theory: exact identities (SPEC §4) and the paper's qualitative checks (SPEC §5)."""
+"""Student theory: exact identities (docs/saddle_point.md §7) and the paper's qualitative checks
+(paper Sec. 5)."""
 
 import numpy as np
 import pytest

@@ -10,7 +10,7 @@ from replica.params import GaussianMixture, ParameterError
 from replica.teacher import TeacherParams, solve_teacher
 from saddle.special import gaussian_tail
 
-# SPEC §3 table (computed there from the closed form).
+# docs/model.md §3.3 (computed there from the closed form).
 BO_TABLE = [
     (1.0, 0.15814, 0.18616, 0.23975),
     (3.0, 0.13302, 0.17211, 0.19324),

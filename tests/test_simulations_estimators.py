@@ -1,4 +1,4 @@
-"""Exact convex solvers of simulations.estimators (SPEC §2)."""
+"""Exact convex solvers of simulations.estimators (docs/model.md §2)."""
 
 from __future__ import annotations
 

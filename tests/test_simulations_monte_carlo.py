@@ -137,7 +137,7 @@ def test_student_run_contains_the_teacher_run_with_the_same_seed():
 
 
 def test_full_student_reproduces_teacher_on_training_data():
-    """eta = 1, chi = 1, T = 1, lam_s -> 0 (SPEC §4 checks): h = h~ on the training set.
+    """eta = 1, chi = 1, T = 1, lam_s -> 0 (docs/saddle_point.md §7): h = h~ on the training set.
 
     With alpha > 1 the match of outputs fixes the weights; lam_s = 1e-8 leaves ~1e-7 offsets.
     """

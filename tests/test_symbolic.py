@@ -1,4 +1,5 @@
-"""The sympy layer: derived saddle-point equations against SPEC §4 and the numeric code."""
+"""The sympy layer: derived saddle-point equations against docs/saddle_point.md and the numeric
+code."""
 
 import math
 
@@ -219,7 +220,7 @@ def test_bayes_optimal_error_matches_numeric_and_spec_table():
         assert sparse(alpha, rho, delta, eta) == pytest.approx(
             bayes_optimal_error(alpha, mixture, eta=eta), rel=1e-12
         )
-    table = {1: (0.15814, 0.18616, 0.23975), 3: (0.13302, 0.17211, 0.19324)}  # SPEC §3
+    table = {1: (0.15814, 0.18616, 0.23975), 3: (0.13302, 0.17211, 0.19324)}  # docs/model.md §3.3
     for alpha, (teacher, student, balanced) in table.items():
         assert full(alpha, 0.2, 1.0) == pytest.approx(teacher, abs=6e-6)
         assert sparse(alpha, 0.2, 1.0, 0.5) == pytest.approx(student, abs=6e-6)

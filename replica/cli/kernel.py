@@ -1,4 +1,4 @@
-"""``kd-replica kernel``: knowledge transfer in the kernel regime (SPEC §6).
+"""``kd-replica kernel``: knowledge transfer in the kernel regime (docs/kernel.md).
 
 * ``kd-replica kernel [options] --out DIR``: one run followed step by step, kernel theory vs a
   finite-width network (``trajectories.csv``, ``outputs.npz``, ``summary.json``, plots).
@@ -66,7 +66,7 @@ def _number_list(name: str, check=None):
 def _add_setup_options(p: argparse.ArgumentParser, *, seeds: int, width: int = 4096) -> None:
     """Options of :class:`replica.kernel_regime.experiments.KernelSetup`."""
     p.add_argument("--dataset", choices=("mixture", "digits"), default="mixture",
-                   help="mixture (SPEC §1 on the sphere) or digits (scikit-learn, even vs odd; "
+                   help="mixture (Eq. 10 on the sphere) or digits (scikit-learn, even vs odd; "
                         "needs the [data] extra) (mixture)")
     p.add_argument("--n", type=integer("--n", 2), default=200, help="training samples (200)")
     p.add_argument("--d", type=integer("--d"), default=50, help="mixture input dimension (50)")

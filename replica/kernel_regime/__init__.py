@@ -1,8 +1,9 @@
-"""Kernel-regime theory of knowledge transfer to a very wide two-layer ReLU student (SPEC §6).
+"""Kernel-regime theory of knowledge transfer to a very wide two-layer ReLU student
+(docs/kernel.md).
 
 Panahi, Rahbar, Bhattacharyya, Dubhashi, Haghir Chehreghani, "Analysis of knowledge transfer in
 kernel regime", arXiv 2003.13438 (its v1: "On the unreasonable effectiveness of knowledge
-distillation: analysis in the kernel regime").  No replica method is involved: the student
+distillation: analysis in the kernel regime").  No replica method is involved: the student::
 
     f(x) = m^-1/2 sum_r a_r ReLU(w_r . x),   |x| = 1,   a_r = +-1 fixed,
 

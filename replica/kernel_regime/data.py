@@ -1,7 +1,7 @@
 """Data sets of the kernel-regime experiments, on the unit sphere, and their random streams.
 
-* ``mixture``: the Gaussian mixture of SPEC §1 (``x = s v/sqrt(d) + sqrt(Delta) z``), one cluster
-  direction for the training, test and privileged sets, normalised onto the sphere.
+* ``mixture``: the Gaussian mixture of docs/model.md §1 (``x = s v/sqrt(d) + sqrt(Delta) z``), one
+  cluster direction for the training, test and privileged sets, normalised onto the sphere.
 * ``digits``: scikit-learn's 8x8 handwritten digits (1797 images, shipped inside the package, no
   download), even (label 1) vs odd (label 0); pixels centred by their mean over all images, then
   each image projected onto the unit sphere.  Needs the optional extra ``kd-replica[data]``.
@@ -101,7 +101,8 @@ def mixture_data(
     delta: float,
     rng: np.random.Generator,
 ) -> KernelData:
-    """Gaussian-mixture data (SPEC §1) normalised onto the sphere; one cluster direction."""
+    """Gaussian-mixture data (docs/model.md §1) normalised onto the sphere; one cluster
+    direction."""
     from simulations.data import sample_mixture
 
     n, d, n_test = check_count("n", n), check_count("d", d), check_count("n_test", n_test)

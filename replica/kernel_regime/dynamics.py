@@ -28,7 +28,8 @@ from saddle.linear_dynamics import LinearDynamics, symmetric_eigh
 
 
 def distillation_fixed_point(y: np.ndarray, t: np.ndarray, lam: float) -> np.ndarray:
-    """Fixed point ``u* = (y + lambda t) / (1 + lambda)`` of the KD gradient descent (SPEC §6).
+    """Fixed point ``u* = (y + lambda t) / (1 + lambda)`` of the KD gradient descent
+    (docs/kernel.md).
 
     The unique minimiser over u of ``1/2 |u - y|^2 + lambda/2 |u - t|^2``: the student
     interpolates between the data and the teacher (the paper's main theorem).
@@ -48,9 +49,9 @@ def distillation_loss(u: np.ndarray, y: np.ndarray, t: np.ndarray, lam: float) -
 
 
 def capacity_measure(H: np.ndarray, u_star: np.ndarray, u0: np.ndarray) -> float:
-    """``sqrt((u* - u0)^T H^-1 (u* - u0))`` (the paper's capacity measure, SPEC §6).
+    """``sqrt((u* - u0)^T H^-1 (u* - u0))`` (the paper's capacity measure, docs/kernel.md).
 
-    In the kernel regime it is the limit of |W(k) - W(0)|_F as k -> inf (see
+    In the kernel regime it is the limit of ``|W(k) - W(0)|_F`` as k -> inf (see
     :meth:`KernelRegime.distance`).  Inf if ``u* - u0`` has a component in H's null space.
     """
     mu, Q = symmetric_eigh(H, name="H")
@@ -226,7 +227,7 @@ def kernel_regime(
     *,
     require_stable: bool = True,
 ) -> KernelRegime:
-    """Kernel-regime model of KD gradient descent (SPEC §6).
+    """Kernel-regime model of KD gradient descent (docs/kernel.md).
 
     Parameters
     ----------

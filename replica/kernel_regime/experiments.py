@@ -62,9 +62,9 @@ class KernelSetup:
 
     Defaults transfer knowledge: a teacher that has seen 1000 privileged points (its training
     outputs differ from the labels), the symmetric initialisation (f_0 = 0), the Gaussian mixture
-    of SPEC §1 at n = 200, d = 50.  ``init="random"`` is the independent Gaussian initialisation
-    whose initial function (variance kappa^2) persists at test points in the kernel regime.
-    ``lr=None`` ("auto") sets the baseline's step per replicate (see :func:`compare`).
+    of docs/model.md §1 at n = 200, d = 50.  ``init="random"`` is the independent Gaussian
+    initialisation whose initial function (variance kappa^2) persists at test points in the kernel
+    regime. ``lr=None`` ("auto") sets the baseline's step per replicate (see :func:`compare`).
     ``diagnostic_step`` (default ``min(10, steps)``) is the step of the per-eigenmode residual.
     ``n_test=None``: 2000 test points for the mixture, every remaining image for digits.
     """

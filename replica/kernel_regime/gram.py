@@ -1,4 +1,4 @@
-"""The neural tangent kernel of the two-layer ReLU student and its Gram matrices (SPEC §6).
+"""The neural tangent kernel of the two-layer ReLU student and its Gram matrices (docs/kernel.md).
 
 For unit inputs with ``x . x' = rho`` and ``w ~ N(0, kappa^2 I)``:
 
@@ -27,7 +27,7 @@ NTK_HALF_CURVATURE_AT_ZERO = 1.0 / (2.0 * math.pi)
 
 
 def normalise_rows(X: np.ndarray) -> np.ndarray:
-    """Project each row of ``X`` onto the unit sphere (the model's input domain, SPEC §6)."""
+    """Project each row of ``X`` onto the unit sphere (the model's input domain, docs/kernel.md)."""
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ParameterError(f"X must be a 2-D array; got shape {X.shape}")
@@ -49,7 +49,7 @@ def check_sphere(X: np.ndarray, name: str) -> np.ndarray:
 
 
 def ntk_kernel_function(cosine) -> np.ndarray:
-    """``k(rho) = rho (pi - arccos rho) / (2 pi)``, the NTK between unit inputs (SPEC §6)."""
+    """``k(rho) = rho (pi - arccos rho) / (2 pi)``, the NTK between unit inputs (docs/kernel.md)."""
     rho = np.clip(np.asarray(cosine, dtype=float), -1.0, 1.0)
     return rho * (np.pi - np.arccos(rho)) / (2.0 * np.pi)
 
@@ -65,7 +65,8 @@ def relu_covariance_function(cosine) -> np.ndarray:
 
 
 def ntk_gram(X: np.ndarray, Z: np.ndarray | None = None) -> np.ndarray:
-    """NTK Gram matrix ``H_ij = k(x_i . x_j)`` (SPEC §6), or the cross kernel ``k(z_a . x_j)``.
+    """NTK Gram matrix ``H_ij = k(x_i . x_j)`` (docs/kernel.md), or the cross kernel
+    ``k(z_a . x_j)``.
 
     Parameters
     ----------

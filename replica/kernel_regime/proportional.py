@@ -1,6 +1,6 @@
 """Proportional-regime (n, d -> inf, n/d fixed) test error of the kernel student (ours).
 
-For Gaussian-mixture data on the sphere (SPEC §1) the NTK Gram linearises to
+For Gaussian-mixture data on the sphere (docs/model.md §1) the NTK Gram linearises to
 ``H ~ c0 11^T + c1 XX^T + c2 I`` (:func:`replica.kernel_regime.gram.linearised_ntk_gram`, El Karoui
 2010 style), the student becomes a linear read-out ``b_k + z . beta_k`` and its test error along
 training follows from three scalars.  Checked numerically (tests), not proved.
@@ -27,8 +27,8 @@ from saddle.linear_dynamics import LinearDynamics
 def mixture_readout_error(mean: np.ndarray, bias: np.ndarray, std: np.ndarray, rho: float):
     """Test error of ``sign(b + s m + std g)``, ``g ~ N(0,1)``, label ``s = +1`` w.p. rho.
 
-    ``rho H((m + b)/std) + (1 - rho) H((m - b)/std)`` with ``H(x) = P(N(0,1) > x)`` (SPEC §3,
-    Eq. 12 form).
+    ``rho H((m + b)/std) + (1 - rho) H((m - b)/std)`` with ``H(x) = P(N(0,1) > x)``
+    (docs/model.md §3, Eq. 12 form).
     """
     rho = check_open_unit("rho", rho)
     mean, bias, std = (np.asarray(a, dtype=float) for a in (mean, bias, std))
@@ -88,9 +88,9 @@ def proportional_test_error(
 
     Uses the linearised Gram ``K = c0 11^T + c1 XX^T + c2 I`` (:func:`linearised_ntk_gram`),
     zero initial function (symmetric initialisation or kappa -> 0), and the Gaussian law of the
-    linearised read-out on a fresh mixture sample (SPEC §1).  The curve depends on the training
-    set only through three scalars (m_k, b_k, sigma_k), which concentrate as n, d -> inf with
-    n/d fixed; no test sample and no network is involved.
+    linearised read-out on a fresh mixture sample (docs/model.md §1).  The curve depends on the
+    training set only through three scalars (m_k, b_k, sigma_k), which concentrate as n, d -> inf
+    with n/d fixed; no test sample and no network is involved.
 
     Parameters
     ----------

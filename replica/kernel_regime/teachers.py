@@ -12,7 +12,7 @@ privileged infinitely wide network trained to convergence on a disjoint set of  
            ``teacher_ridge``), the kernel-regime limit of a wide teacher
 wide       a finite wide network trained on the student's own labels, stopped   teacher_steps
            early after ``teacher_steps`` GD steps
-noisy      the training signs with a fraction ``flip`` flipped (no test outputs) flip
+noisy      the training signs with a fraction ``flip`` flipped (no test output)  flip
 ridge      ridge-logistic regression on the raw inputs, ``t = tanh(h/2)``       ridge_lam
 top-modes  projection of the signs on H's ``teacher_modes`` top eigenvectors    teacher_modes
 bottom-    ... on the bottom eigenvectors (the control of the alignment claim)  teacher_modes
@@ -143,7 +143,7 @@ def noisy_teacher(
 
 
 def ridge_teacher(data: KernelData, *, ridge_lam: float) -> Teacher:
-    """Ridge-logistic regression (SPEC §2) on the raw inputs, mapped to the sign scale
+    """Ridge-logistic regression (docs/model.md §2) on the raw inputs, mapped to the sign scale
     ``t = 2 sigma(h) - 1 = tanh(h/2)``."""
     from simulations.estimators import fit_ridge_logistic
 

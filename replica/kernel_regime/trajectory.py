@@ -64,7 +64,8 @@ class KernelTrajectory:
         return np.mean((outputs > ZERO_OUTPUT) != (labels == 1), axis=-1)
 
     def trajectories(self) -> dict[str, np.ndarray]:
-        """Per recorded step: loss, RMS distance to u*, train/test error, |W - W0| (both)."""
+        """Per recorded step: loss, RMS distance to u*, train/test error, ``|W - W0|``
+        (both)."""
         th, net, data = self.theory, self.network, self.replicate.data
         n = th.u_star.size
         rms = lambda u: np.linalg.norm(u - th.u_star, axis=1) / math.sqrt(n)  # noqa: E731

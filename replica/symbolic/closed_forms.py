@@ -1,15 +1,15 @@
 """Closed forms derived symbolically, to check the numeric code against.
 
 - the KD loss (paper Eq. 3-4), from the loss table (:mod:`replica.losses`), and its curvatures
-  ``a = d2L/dh2``, ``c = d2L/(dh dh~)`` (SPEC §4);
+  ``a = d2L/dh2``, ``c = d2L/(dh dh~)`` (docs/saddle_point.md §3);
 - the channel conjugates through responses, ``V^ = -alpha Delta E[df/d omega]`` and
   ``V^x = -alpha Delta E[df/d om~]``, equal to the curvature forms of smooth losses
   (:func:`response_form_identities`);
 - the square loss: its proximal map, and the teacher's whole fixed point in closed form (its
-  susceptibility is the Marchenko-Pastur resolvent of ridge regression, SPEC §4 sanity check);
+  susceptibility is the Marchenko-Pastur resolvent of ridge regression, docs/saddle_point.md §2);
 - the test error (paper Eq. 12), the optimal bias, and the Bayes-optimal error (Eq. 13-14, with
   the ``eta``-sparse student bound of Sec. 3.2);
-- the ``chi = 0`` equivalence of SPEC §4: the student's saddle point at
+- the ``chi = 0`` equivalence of docs/saddle_point.md §7: the student's saddle point at
   ``(alpha, Delta, eta, lam)`` is the teacher's at ``(alpha/eta, Delta/eta, lam/eta^2)``.
 """
 
@@ -94,6 +94,8 @@ def square_loss() -> sp.Expr:
 def response_form_identities() -> dict[str, sp.Expr]:
     """Residuals (each simplifies to 0): the channel's response forms for a smooth loss.
 
+    The response form of docs/saddle_point.md §1-3.
+
     With the student's response ``f(omega + V_S f~(om~), V, h~*(om~))`` of
     :mod:`~replica.symbolic.moreau` (``h~* = om~ + V~ f~``), differentiation gives
     ``-df/d omega = a/(1 + a V)`` (the ``V^`` integrand) and
@@ -147,7 +149,8 @@ def _positive_root(roots: list[sp.Expr]) -> sp.Expr:
 
 
 def marchenko_pastur_susceptibility() -> sp.Expr:
-    """Positive root of ``V = Delta / (lam + alpha Delta / (1 + V))`` (ridge resolvent, SPEC §4)."""
+    """Positive root of ``V = Delta / (lam + alpha Delta / (1 + V))``
+    (ridge resolvent, docs/saddle_point.md §2)."""
     roots = sp.solve(sp.Eq(V_t * (lam_t + alpha * Delta / (1 + V_t)), Delta), V_t)
     return _positive_root(roots)
 
@@ -244,7 +247,7 @@ def bayes_optimal_error(sparse: bool = False) -> sp.Expr:
 
 
 def chi_zero_equivalence() -> dict[str, sp.Expr]:
-    """Residuals (each simplifies to 0) of the ``chi = 0`` equivalence of SPEC §4.
+    """Residuals (each simplifies to 0) of the ``chi = 0`` equivalence of docs/saddle_point.md §7.
 
     At ``chi = 0`` the KD loss does not depend on ``h~`` (``c = 0``). Then ``V^x = V_S = 0`` is
     self-consistent, the student's field has variance ``Delta q`` like a teacher's, and the

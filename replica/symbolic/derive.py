@@ -1,6 +1,6 @@
 """Saddle-point equations derived from the symbolic free entropies, simplified and typeset.
 
-Extremising the RS free entropy (paper Eq. 51, 98) gives two halves (SPEC §4):
+Extremising the RS free entropy (paper Eq. 51, 98) gives two halves (docs/saddle_point.md):
 
 - derivatives in the **conjugates** give the *prior* side: the order parameters as explicit
   functions of the conjugates (the ridge prior is Gaussian, so this is a linear solve);

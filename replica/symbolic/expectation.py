@@ -5,8 +5,9 @@ symbols (:data:`replica.symbolic.symbols.RANDOM_SYMBOLS`: the class sign ``s``, 
 and the standard Gaussians ``z, z1, z2``), splits sums, and commutes with derivatives in the
 parameters (differentiation under the integral sign). :func:`integrate_by_parts` applies
 Gaussian integration by parts (Stein's lemma) ``E[z g(z)] = E[g'(z)]``, the step that turns the
-derivatives of the energetic term in ``q`` and ``S`` into the curvature averages of SPEC §4.
-:func:`evaluate_polynomial` computes expectations of polynomial integrands exactly.
+derivatives of the energetic term in ``q`` and ``S`` into the curvature averages of
+docs/saddle_point.md §3. :func:`evaluate_polynomial` computes expectations of polynomial integrands
+exactly.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def teacher_response() -> sp.Expr:
 def student_field() -> sp.Expr:
     """Student's cavity field, ``s m + b + sqrt(Delta)(S/sqrt(q~) z1 + sqrt(q - S^2/q~) z2)``.
 
-    ``Cov(om~, om) = Delta S``, ``Var(om) = Delta q`` (SPEC §4).
+    ``Cov(om~, om) = Delta S``, ``Var(om) = Delta q`` (docs/saddle_point.md §3).
     """
     return s * m + b + sp.sqrt(Delta) * (S / sp.sqrt(q_t) * z1 + sp.sqrt(q - S**2 / q_t) * z2)
 

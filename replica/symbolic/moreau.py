@@ -1,7 +1,7 @@
 """Moreau envelopes and proximal responses of the channel losses, as sympy functions.
 
-For a convex loss ``L(h; theta)`` and a step ``V > 0`` (SPEC §4; paper Eq. 50, 94-97 in our
-normalisation ``V = Delta * delta_q``):
+For a convex loss ``L(h; theta)`` and a step ``V > 0``
+(docs/saddle_point.md §1; paper Eq. 50, 94-97 in our normalisation ``V = Delta * delta_q``):
 
     M(omega, V; theta) = min_h (h - omega)^2 / (2 V) + L(h; theta)      (Moreau envelope)
     h*(omega, V; theta) = argmin of the same                            (proximal map)
@@ -168,7 +168,7 @@ class StudentMoreau(_MoreauEnvelope):
 
 
 def to_channel_symbols(expr: sp.Expr) -> sp.Expr:
-    """Rewrite responses and loss derivatives with the symbols of SPEC §4.
+    """Rewrite responses and loss derivatives with the symbols of docs/saddle_point.md §1.
 
     Student ``f``, ``a = d2L/dh2``, ``c = d2L/(dh dh~)``; teacher ``f~``, ``a~ = l''(h~*)``.
     """

@@ -1,10 +1,10 @@
 """Symbols of the replica-symmetric computation, in the conventions of the numeric code.
 
-Conventions (SPEC §3-4, :mod:`replica.prior`): overlaps are divided by the full ``N`` (also for
-the ``eta``-sparse student); susceptibilities include the noise variance, ``V = Delta * delta_q``
-in the paper's notation (App. A.1.2, Eq. 43); the ridge penalty is ``lam/2 |w|^2`` added to the
-summed loss (paper Eq. 1, Eq. 25). A tilde (suffix ``_t``) marks the teacher; ``hat`` marks a
-conjugate parameter. Dictionary to the paper's App. A (Eq. 16, 88-98):
+Conventions (docs/conventions.md §1, :mod:`replica.prior`): overlaps are divided by the full ``N``
+(also for the ``eta``-sparse student); susceptibilities include the noise variance,
+``V = Delta * delta_q`` in the paper's notation (App. A.1.2, Eq. 43); the ridge penalty is
+``lam/2 |w|^2`` added to the summed loss (paper Eq. 1, Eq. 25). A tilde (suffix ``_t``) marks the
+teacher; ``hat`` marks a conjugate parameter. Dictionary to the paper's App. A (Eq. 16, 88-98):
 
 ==========================  ======================================
 ours                        paper
@@ -47,8 +47,9 @@ s, p = sp.symbols("s p", real=True)
 z, z1, z2 = sp.symbols("z z1 z2", real=True)
 p_pos, p_neg = sp.symbols("p_+ p_-", real=True)  # targets of the classes y = 1 and y = 0
 
-# Channel quantities at the proximal points (SPEC §4): responses f = -L'(h*), curvatures
-# a = L''(h*) of teacher (tilde) and student, and the cross derivative c = d2 L / (dh dh~).
+# Channel quantities at the proximal points (docs/saddle_point.md §3): responses f = -L'(h*),
+# curvatures a = L''(h*) of teacher (tilde) and student, and the cross derivative c = d2 L /
+# (dh dh~).
 f, a, c = sp.symbols("f a c", real=True)
 f_t, a_t = sp.symbols("f_t a_t", real=True)
 
