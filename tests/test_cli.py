@@ -329,3 +329,16 @@ def test_kernel_preparation_says_so_when_it_takes_time(capsys, monkeypatch):
     assert "preparing the numba kernels" in capsys.readouterr().err
     replica.cli.common.prepare_kernels(quiet=True)
     assert capsys.readouterr().err == ""
+
+
+def test_simulate_without_finite_minimiser_exits_1_with_one_warning_line(capsys):
+    # lam = 0 at alpha = 1 < alpha~_S: every sample is separable, the norm grows without bound.
+    code, out, err = run(capsys, "simulate", "teacher", "--lam", "0", "--alpha", "1",
+                         "--n", "60", "--seeds", "2", "--quiet")  # fmt: skip
+    assert code == 1
+    assert "finite       False" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kd-replica: warning: simulation status 3")
+    code, _, err = run(capsys, "simulate", "teacher", "--lam", "0.1", "--alpha", "3",
+                       "--n", "60", "--seeds", "2", "--quiet")  # fmt: skip
+    assert code == 0 and err == ""

@@ -22,6 +22,7 @@ from replica.cli.teacher import (
     add_simulation_args,
     print_simulation,
     run_curve_command,
+    simulation_exit_code,
     with_aliases,
 )
 from replica.params import variables
@@ -86,9 +87,11 @@ def run_curve(args: argparse.Namespace) -> int:
 def run_simulation(args: argparse.Namespace) -> int:
     from simulations.monte_carlo import simulate_student
 
-    result = simulate_student(
-        **student_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
-        progress=not args.quiet,
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported below, on one line
+        result = simulate_student(
+            **student_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
+            progress=not args.quiet,
+        )  # fmt: skip
     print_simulation(result, args.json, f"distilled student ({args.teacher} teacher)")
-    return 0
+    return simulation_exit_code(result)

@@ -144,12 +144,23 @@ def report_failures(curve) -> int:
 def run_simulation(args: argparse.Namespace) -> int:
     from simulations.monte_carlo import simulate_teacher
 
-    result = simulate_teacher(
-        **teacher_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
-        progress=not args.quiet,
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reported below, on one line
+        result = simulate_teacher(
+            **teacher_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
+            progress=not args.quiet,
+        )  # fmt: skip
     print_simulation(result, args.json, f"ridge {args.loss} teacher")
-    return 0
+    return simulation_exit_code(result)
+
+
+def simulation_exit_code(result) -> int:
+    """Exit code of a ``simulate`` command, as for a theory point: 1 (with a one-line warning)
+    when some seed did not converge or has no finite minimiser (status 1 or 3), else 0."""
+    if result.status == 0:
+        return 0
+    warn(f"simulation status {result.status}: {result.message}")
+    return 1
 
 
 def print_simulation(result, as_json: bool, title: str) -> None:
