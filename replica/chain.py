@@ -41,7 +41,7 @@ from replica.params import (
     check_positive,
     check_unit_interval,
 )
-from replica.teacher import limited_bias_step
+from replica.teacher import homotopy_path, limited_bias_step
 from saddle.fixed_point import (
     ConvergenceWarning,
     FixedPointResult,
@@ -925,14 +925,11 @@ class _ChainSolver:
         if not report.converged and initial is not None:
             report = iterate(stage.lam, default)
             total += report.nit
-        if not report.converged and stage.lam > 0.0:
-            lams = [max(1.0, stage.lam)]
-            while lams[-1] > stage.lam * 10.0:
-                lams.append(lams[-1] / 10.0)
-            lams.append(stage.lam)
+        if not report.converged:
+            # Continuation in the stage's ridge from a strongly regularised stage.
             state = default
             step = report
-            for lam in lams:
+            for lam in homotopy_path(stage.lam):
                 step = iterate(lam, state)
                 total += step.nit
                 if not step.converged:
