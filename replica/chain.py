@@ -41,7 +41,7 @@ from replica.params import (
     check_positive,
     check_unit_interval,
 )
-from replica.teacher import homotopy_path, limited_bias_step
+from replica.teacher import limited_bias_step, solve_with_continuation
 from saddle.fixed_point import (
     ConvergenceWarning,
     FixedPointResult,
@@ -920,23 +920,7 @@ class _ChainSolver:
                                      **self.options)  # fmt: skip
 
         default = self._start(k, stage)
-        report = iterate(stage.lam, default if initial is None else np.asarray(initial, float))
-        total = report.nit
-        if not report.converged and initial is not None:
-            report = iterate(stage.lam, default)
-            total += report.nit
-        if not report.converged:
-            # Continuation in the stage's ridge from a strongly regularised stage.
-            state = default
-            step = report
-            for lam in homotopy_path(stage.lam):
-                step = iterate(lam, state)
-                total += step.nit
-                if not step.converged:
-                    break
-                state = step.x
-            if step.converged:
-                report = step
+        report, total = solve_with_continuation(iterate, stage.lam, default, initial)
         report = dataclasses.replace(report, nit=total)
         x = report.x
         update, _, _, conjugates = self._map(k, stage, stage.lam)

@@ -69,8 +69,8 @@ from replica.teacher import (
     QUADRATURE_TOL,
     UNRESOLVED_FACTOR,
     TeacherSolution,
-    homotopy_path,
     limited_bias_step,
+    solve_with_continuation,
     teacher_probe,
     teacher_training_observables,
 )
@@ -589,22 +589,7 @@ def solve_student(
             return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
 
     default = default_student_start(params, tsol)
-    report = iterate(params.lam_s, default if initial is None else np.asarray(initial, float))
-    total = report.nit
-    if not report.converged and initial is not None:
-        report = iterate(params.lam_s, default)
-        total += report.nit
-    if not report.converged:
-        # Continuation in lam_s from a strongly regularised student.
-        state = default
-        for lam in homotopy_path(params.lam_s):
-            step = iterate(lam, state)
-            total += step.nit
-            if not step.converged:
-                break
-            state = step.x
-        if step.converged:
-            report = step
+    report, total = solve_with_continuation(iterate, params.lam_s, default, initial)
     if adapt_quadrature and report.converged:
         report, extra = _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate)
         total += extra

@@ -307,6 +307,32 @@ def homotopy_path(lam: float, factor: float = HOMOTOPY_FACTOR) -> list[float]:
     return lams
 
 
+def solve_with_continuation(iterate, lam: float, default: np.ndarray,
+                            initial: np.ndarray | None = None):  # fmt: skip
+    """Solve at ridge ``lam`` from ``initial`` (if given), else from ``default``, else by
+    continuation along :func:`homotopy_path` from ``default``.
+
+    ``iterate(lam, start)`` returns a :class:`saddle.fixed_point.FixedPointResult`. Returns the
+    report at ``lam`` (the last failed one if nothing converged) and the total ``nit``.
+    """
+    report = iterate(lam, default if initial is None else np.asarray(initial, float))
+    total = report.nit
+    if not report.converged and initial is not None:
+        report = iterate(lam, default)
+        total += report.nit
+    if not report.converged:
+        state, step = default, report
+        for step_lam in homotopy_path(lam):
+            step = iterate(step_lam, state)
+            total += step.nit
+            if not step.converged:
+                break
+            state = step.x
+        if step.converged:
+            report = step
+    return report, total
+
+
 def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, damping: float,
                       max_iter: int) -> FixedPointResult:  # fmt: skip
     """Continuation from a strongly regularised teacher down to ``params.lam``."""

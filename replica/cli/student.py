@@ -20,9 +20,8 @@ from replica.cli.models import (
 )
 from replica.cli.teacher import (
     add_simulation_args,
-    print_simulation,
     run_curve_command,
-    simulation_exit_code,
+    run_simulation_command,
     with_aliases,
 )
 from replica.params import variables
@@ -87,11 +86,5 @@ def run_curve(args: argparse.Namespace) -> int:
 def run_simulation(args: argparse.Namespace) -> int:
     from simulations.monte_carlo import simulate_student
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # reported below, on one line
-        result = simulate_student(
-            **student_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
-            progress=not args.quiet,
-        )  # fmt: skip
-    print_simulation(result, args.json, f"distilled student ({args.teacher} teacher)")
-    return simulation_exit_code(result)
+    return run_simulation_command(simulate_student, student_kwargs(args), args,
+                                  f"distilled student ({args.teacher} teacher)")  # fmt: skip

@@ -144,19 +144,19 @@ def report_failures(curve) -> int:
 def run_simulation(args: argparse.Namespace) -> int:
     from simulations.monte_carlo import simulate_teacher
 
+    return run_simulation_command(simulate_teacher, teacher_kwargs(args), args,
+                                  f"ridge {args.loss} teacher")  # fmt: skip
+
+
+def run_simulation_command(simulate, kwargs: dict, args: argparse.Namespace, title: str) -> int:
+    """Run ``simulate(**kwargs, n, seeds, seed)``, print it, and return the exit code as for a
+    theory point: 1 (with a one-line warning instead of Python's per-seed warnings) when some
+    seed did not converge or has no finite minimiser (status 1 or 3), else 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reported below, on one line
-        result = simulate_teacher(
-            **teacher_kwargs(args), n=args.n, seeds=args.seeds, seed=args.seed,
-            progress=not args.quiet,
-        )  # fmt: skip
-    print_simulation(result, args.json, f"ridge {args.loss} teacher")
-    return simulation_exit_code(result)
-
-
-def simulation_exit_code(result) -> int:
-    """Exit code of a ``simulate`` command, as for a theory point: 1 (with a one-line warning)
-    when some seed did not converge or has no finite minimiser (status 1 or 3), else 0."""
+        result = simulate(**kwargs, n=args.n, seeds=args.seeds, seed=args.seed,
+                          progress=not args.quiet)  # fmt: skip
+    print_simulation(result, args.json, title)
     if result.status == 0:
         return 0
     warn(f"simulation status {result.status}: {result.message}")
