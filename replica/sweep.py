@@ -169,6 +169,7 @@ def run_tasks(
     executor=None,
     journal=None,
     progress=None,
+    solve=None,
 ) -> list[dict]:
     """Run segments through ``executor``, journaling rows as each segment finishes.
 
@@ -183,6 +184,9 @@ def run_tasks(
     progress : callable, optional
         ``progress(n_points)`` after each finished segment (e.g. ``tqdm.update``), including
         once for the points found done at the start.
+    solve : callable, optional
+        ``solve(task) -> list of rows``, a module-level function (process pools pickle it);
+        default :func:`solve_path`. Tasks need ``keys`` (one per row) and ``len``.
 
     Returns
     -------
@@ -207,7 +211,7 @@ def run_tasks(
         if progress is not None:
             progress(len(rows))
 
-    results = map_unordered(solve_path, pending, executor=executor, on_result=finished)
+    results = map_unordered(solve or solve_path, pending, executor=executor, on_result=finished)
     if journal is None:
         return [row for rows in results for row in rows]
     journal.finalize()

@@ -9,10 +9,12 @@ file with one ``[[stage]]`` table per stage, e.g.::
 Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
-A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
-the stages of one solve are also the curve over the number of stages. ``chain optimise``: the
-best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones (gradients
-through the fixed point).
+A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (or ``--start``,
+``--stop``, ``--num``), over the number of stages (``--vary K``), printed (CSV, or ``--json``)
+or, with ``--out DIR``, written to ``DIR/curve.csv`` + ``curve.png`` (resumable,
+``--workers``). ``chain optimise``: the best ``lam`` (``--over lam,chi,temperature``) of each
+stage given the earlier ones (gradients through the fixed point), at one point or along a curve
+(``--vary``). ``chain phase``: a diagram over two parameters (:mod:`replica.cli.chain_sweep`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from replica.cli.chain_sweep import add_sweep_args, check_sweep_options
+from replica.cli.chain_sweep import run_curve as run_sweep_curve
 from replica.cli.common import CliError, add_quiet, format_table, integer, number, print_json
 from replica.params import ParameterError, check_open_unit, check_positive
 
@@ -34,10 +38,10 @@ def register(commands, curve, simulate) -> None:
         description="Replica theory (default) or finite-size simulation ('chain simulate') of "
         "a chain of stages trained on the same samples with noisy labels (docs/chains.md).",
     )
-    p.add_argument("action", nargs="?", choices=("solve", "simulate", "optimise"),
+    p.add_argument("action", nargs="?", choices=("solve", "simulate", "optimise", "phase"),
                    default="solve",
-                   help="solve the replica theory (default), simulate at finite N, or optimise "
-                        "each stage's lam given the earlier stages")
+                   help="solve the replica theory (default), simulate at finite N, optimise "
+                        "each stage's lam given the earlier stages, or a phase diagram")
     p.add_argument("--alpha", type=number("alpha", check_positive), default=2.0,
                    help="sample ratio M/N > 0 (default 2)")
     p.add_argument("--rho", type=number("rho", check_open_unit), default=0.5,
@@ -57,8 +61,9 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--seed", type=integer("seed", 0), default=0,
                    help="base seed for 'simulate' (default 0)")
     p.add_argument("--vary", default=None, metavar="KEY",
-                   help="a curve along KEY: alpha, rho, delta, flip or stageK.key "
-                        "(e.g. stage2.lam); needs --values")
+                   help="a curve along KEY: alpha, rho, delta, flip, stageK.key "
+                        "(e.g. stage2.lam) or K (the number of stages after stage 0, the last "
+                        "stage repeated); needs --values or --start/--stop")
     p.add_argument("--values", default=None, metavar="V1,V2,...",
                    help="the values of --vary (solved in this order, warm-started)")
     p.add_argument("--over", default="lam", metavar="NAMES",
@@ -66,6 +71,7 @@ def register(commands, curve, simulate) -> None:
                         "temperature (comma-separated; default lam)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(p)
+    add_sweep_args(p)
     p.set_defaults(handler=run)
 
 
@@ -149,73 +155,12 @@ def stages_from_args(args: argparse.Namespace) -> list:
     return [parse_stage(k, text) for k, text in enumerate(texts)]
 
 
-CURVE_COLUMNS = ("eps_g", "m", "q", "b", "train_loss", "train_error_observed",
-                 "train_error_true", "disagreement", "eps_bo")  # fmt: skip
-
-
-def run_curve(args: argparse.Namespace, stages: list) -> int:
-    """``--vary KEY --values ...``: one chain solve per value, warm-started, as CSV or JSON."""
-    import dataclasses
-
-    from replica.chain import ChainParams, solve_chain
-    from replica.cli.common import progress
-
-    if args.values is None:
-        raise CliError("values: --vary needs --values V1,V2,...")
-    key = args.vary
-    mixture_keys = ("alpha", "rho", "delta", "flip")
-    index = None
-    if key not in mixture_keys:
-        head, dot, name = key.partition(".")
-        if not (head.startswith("stage") and head[5:].isdigit() and dot):
-            raise CliError(f"vary: expected alpha, rho, delta, flip or stageK.key; got {key!r}")
-        index = int(head[5:])
-        if index >= len(stages):
-            raise CliError(f"vary: the chain has no stage {index} (stages 0..{len(stages) - 1})")
-    values = []
-    for text in args.values.split(","):
-        try:
-            values.append(float(text))
-        except ValueError:
-            raise CliError(f"values: not a number: {text!r}") from None
-    base = {"alpha": args.alpha, "rho": args.rho, "delta": args.delta, "flip": args.flip}
-    points = []  # validated before anything is solved
-    for value in values:
-        point = dict(base)
-        chain = list(stages)
-        if index is None:
-            point[key] = value
-        else:
-            old = chain[index]
-            items = {f.name: getattr(old, f.name) for f in dataclasses.fields(old)}
-            items[name] = value
-            chain[index] = stage_from_mapping(index, items)
-        ChainParams(point["alpha"], point["rho"], point["delta"], point["flip"], tuple(chain))
-        points.append((value, point, chain))
-    rows, solutions, initial = [], [], None
-    for value, point, chain in progress(points, desc=f"chain along {key}", quiet=args.quiet):
-        sol = solve_chain(point["alpha"], point["rho"], point["delta"], point["flip"], chain,
-                          initial=initial)  # fmt: skip
-        initial = [st.state for st in sol.stages] if sol.converged else None
-        solutions.append(sol)
-        for st in sol.stages:
-            rows.append([value, st.index, *(getattr(st, c) for c in CURVE_COLUMNS),
-                         int(st.converged)])  # fmt: skip
-    if args.json:
-        print_json({"vary": key, "values": values, "points": [s.to_dict() for s in solutions]})
-    else:
-        print(",".join([key, "stage", *CURVE_COLUMNS, "converged"]))
-        for row in rows:
-            print(",".join(f"{v:.10g}" if isinstance(v, float) else str(v) for v in row))
-    return 0 if all(s.converged for s in solutions) else 1
-
-
 def run_optimise(args: argparse.Namespace, stages: list) -> int:
     """``chain optimise``: the best lam_k of each stage given the earlier ones."""
     from replica.chain import OPTIMISABLE, optimise_stages
 
     if args.vary is not None:
-        raise CliError("vary: not available with 'optimise'")
+        return run_sweep_curve(args, stages, optimise=True)
     over = tuple(filter(None, (n.strip() for n in args.over.split(","))))
     for name in over:
         if name not in OPTIMISABLE:
@@ -242,12 +187,17 @@ def run(args: argparse.Namespace) -> int:
     from replica.chain import ChainParams, solve_chain
 
     stages = stages_from_args(args)
+    check_sweep_options(args)
     if args.action == "optimise":
         return run_optimise(args, stages)
+    if args.action == "phase":
+        from replica.cli.chain_sweep import run_phase
+
+        return run_phase(args, stages)
     if args.vary is not None:
         if args.action == "simulate":
             raise CliError("vary: curves are theory only ('chain --vary ...')")
-        return run_curve(args, stages)
+        return run_sweep_curve(args, stages)
     params = ChainParams(args.alpha, args.rho, args.delta, args.flip, tuple(stages))
     if args.action == "simulate":
         from simulations.chains import simulate_chain

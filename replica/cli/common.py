@@ -293,6 +293,10 @@ def prepare_kernels(quiet: bool = False, models: tuple = ("teacher", "student"))
         for model, fixed in (("teacher", {"lam": 0.1}), ("student", {"lam_t": 0.1})):
             if model in models:
                 solve_path(path_tasks(model, "alpha", [2.0], fixed)[0])
+        if "chain" in models:  # the chain kernels (any K, soft and hard targets alike)
+            from replica.chain import Stage, solve_chain
+
+            solve_chain(2.0, stages=[Stage(), Stage(chi=1.0)])
     finally:
         timer.cancel()
     return time.perf_counter() - start
