@@ -21,8 +21,10 @@ What can vary (:func:`parse_variable`):
 
 Rows are flat (one per point, ready for CSV and pandas): the key columns, ``alpha``, ``rho``,
 ``delta``, ``flip``, ``K``, the last stage's ``eps_g``, the chain's ``converged`` (a bool: every
-stage converged, and with an optimisation every optimiser succeeded), ``nit`` (map evaluations
-over all stages), ``status`` (the worst stage's) and ``residual``, then for every stage ``k``
+stage converged, and with an optimisation every optimiser succeeded or stopped at a stationary
+point, :data:`GRADIENT_TOL`), ``nit`` (map evaluations over all stages), ``status`` (the worst
+stage's) and ``residual`` (with an optimisation also ``optimiser_success``, scipy's flag for
+every stage, and ``optimiser_gradient``, the largest final gradient), then for every stage ``k``
 its parameters and observables as ``stage{k}.NAME`` (:data:`STAGE_COLUMNS`) and its overlaps
 ``stage{k}.Q{j} = Q_jk`` with the earlier stages. Stages beyond ``K`` (number-of-stages sweeps)
 are NaN.
@@ -63,6 +65,11 @@ STAGE_REPORT = ("converged", "nit", "residual", "status")
 STAGE_COLUMNS = STAGE_NUMBERS + STAGE_OBSERVABLES + STAGE_REPORT
 CHAIN_COLUMNS = MIXTURE + (DEPTH, "eps_g", "converged", "nit", "status", "residual")
 DEFAULT_SEGMENT = 8
+#: An optimised point counts as converged when every optimiser succeeded or stopped (e.g. a
+#: line search that finds no decrease, L-BFGS-B "ABNORMAL") where the gradient of eps_g with
+#: respect to the optimised ``(log lam, chi, log T)`` is at most this: a stationary point
+#: (eps_g changes by ~1e-8 over a 1 % change of lam there).
+GRADIENT_TOL = 1e-6
 
 
 # ----------------------------------------------------------------------------------------------
@@ -371,8 +378,12 @@ def chain_row(solution, key: Mapping, depth: int, width: int, results=None) -> d
     row[DEPTH] = depth
     row["eps_g"] = last.eps_g
     if results is not None:
-        success = all(r is None or bool(r.success) for r in results[: depth + 1])
-        row["converged"] = ok and success
+        used = [r for r in results[: depth + 1] if r is not None]
+        success = all(bool(r.success) for r in used)
+        gradient = max((float(np.max(np.abs(r.jac))) for r in used), default=0.0)
+        stationary = all(bool(r.success) or float(np.max(np.abs(r.jac))) <= GRADIENT_TOL
+                         for r in used)  # fmt: skip
+        row["converged"] = ok and stationary
     else:
         row["converged"] = ok
     row["nit"] = int(sum(st.nit for st in stages))
@@ -380,6 +391,7 @@ def chain_row(solution, key: Mapping, depth: int, width: int, results=None) -> d
     row["residual"] = float(max(st.residual for st in stages))
     if results is not None:
         row["optimiser_success"] = success
+        row["optimiser_gradient"] = gradient
     for k in range(width):
         if k < len(stages):
             st = stages[k]

@@ -16,6 +16,7 @@ import pytest
 
 from replica.chain import ChainParams, Stage, optimise_stages, solve_chain
 from replica.chain_sweep import (
+    GRADIENT_TOL,
     STAGE_OBSERVABLES,
     ChainOptimise,
     ChainPhaseSpec,
@@ -23,6 +24,7 @@ from replica.chain_sweep import (
     assign,
     chain_curve,
     chain_phase,
+    chain_row,
     curve_tasks,
     extend,
     parse_variable,
@@ -110,7 +112,10 @@ def test_optimised_curve_gives_the_stagewise_optimum_at_every_point():
     params = ChainParams(2.0, 0.3, 1.0, 0.2, (Stage(lam=0.1),))
     alphas = [1.5, 2.5]
     curve = chain_curve("alpha", alphas, params, optimise=ChainOptimise(("lam",)))
-    assert all(curve.columns["converged"]) and all(curve.columns["optimiser_success"])
+    assert all(curve.columns["converged"])
+    assert all(g <= GRADIENT_TOL or ok for g, ok in zip(curve.columns["optimiser_gradient"],
+                                                         curve.columns["optimiser_success"],
+                                                         strict=True))  # fmt: skip
     for i, alpha in enumerate(alphas):
         sol, best, _ = optimise_stages(alpha, 0.3, 1.0, 0.2, params.stages)
         assert abs(curve.columns["stage0.eps_g"][i] - sol[0].eps_g) <= 1e-8
@@ -119,6 +124,18 @@ def test_optimised_curve_gives_the_stagewise_optimum_at_every_point():
         for factor in (0.9, 1.1):  # a minimum
             other = solve_chain(alpha, 0.3, 1.0, 0.2, [Stage(lam=lam * factor)])
             assert curve.columns["stage0.eps_g"][i] <= other[0].eps_g
+
+
+def test_an_optimiser_that_stops_away_from_a_stationary_point_is_not_converged():
+    from scipy.optimize import OptimizeResult
+
+    sol = solve_chain(2.0, 0.5, 1.0, 0.2, CHAIN.stages)
+    row = chain_row(sol, {}, 1, 2, [OptimizeResult(success=True, jac=np.array([0.1])), None])
+    assert row["converged"] is True and row["optimiser_gradient"] == 0.1
+    for jac, expected in ((0.5 * GRADIENT_TOL, True), (1e-3, False)):  # ABNORMAL line searches
+        result = OptimizeResult(success=False, jac=np.array([jac]))
+        row = chain_row(sol, {}, 1, 2, [None, result])
+        assert row["converged"] is expected and row["optimiser_success"] is False
 
 
 def test_an_optimised_parameter_cannot_vary():
@@ -264,8 +281,10 @@ def test_cli_curve_out_resumes_and_plots(tmp_path, capsys):
 
 
 def test_cli_number_of_stages_and_phase(tmp_path, capsys):
+    figure = tmp_path / "depth.png"
     assert main(["chain", *STAGES, "--vary", "K", "--start", "0", "--stop", "2", "--json",
-                 "--quiet"]) == 0  # fmt: skip
+                 "--quiet", "--plot", str(figure)]) == 0  # fmt: skip
+    assert figure.stat().st_size > 10_000
     import json
 
     data = json.loads(capsys.readouterr().out)
@@ -308,6 +327,8 @@ def test_cli_non_converged_points_exit_1(tmp_path, capsys, monkeypatch):
     (["--values", "1,2"], "values: needs --vary"),
     (["--out", "somewhere"], "out: needs --vary"),
     (["--x", "alpha"], "x: only with 'chain phase'"),
+    (["--vary", "alpha", "--values", "1", "--plot", "curve.pdf"], "plot: expected a .png"),
+    (["--vary", "alpha", "--values", "1", "--plot", "somewhere/c.png"], "plot: no directory"),
     (["phase", "--x", "alpha", "--x-values", "1,2", "--y", "stage0.eta", "--y-values", "1,2",
       "--out", "somewhere"], "stage0.eta must lie in (0, 1]"),
     (["phase", "--x", "alpha", "--x-values", "1,2", "--y", "K", "--y-range", "0", "2",

@@ -46,6 +46,9 @@ def add_sweep_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/curve.csv + curve.png (resumable: re-run to continue) or, "
                         "for 'chain phase', DIR/phase.csv + phase.png")
+    g.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="also draw the curve or diagram into FILE.png (a curve without --out "
+                        "is drawn only there)")
     for axis in ("x", "y"):
         g.add_argument(f"--{axis}", default=None, metavar="KEY",
                        help=f"'chain phase': the {axis} axis (alpha, rho, delta, flip, K or "
@@ -79,11 +82,26 @@ def check_sweep_options(args: argparse.Namespace) -> None:
             raise CliError("optimise: only with 'chain phase' (curves: 'chain optimise --vary')")
         if args.vary is None and args.out is not None:
             raise CliError("out: needs --vary (a curve) or 'chain phase'")
+        if args.vary is None and args.plot is not None:
+            raise CliError("plot: needs --vary (a curve) or 'chain phase'")
     elif args.vary is not None:
         raise CliError("vary: 'chain phase' takes --x and --y")
+    if args.plot is not None:
+        check_plot_path(args.plot)
     if args.vary is None and (args.values is not None or args.start is not None
                               or args.stop is not None):  # fmt: skip
         raise CliError("values: needs --vary KEY")
+
+
+def check_plot_path(path: str) -> None:
+    """``--plot FILE.png``: a PNG in a directory that exists (checked before any work)."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise CliError(f"plot: expected a .png file name; got {path!r}")
+    if not target.parent.is_dir():
+        raise CliError(f"plot: no directory {str(target.parent)!r} for {path!r}")
 
 
 def chain_params(args: argparse.Namespace, stages: list):
@@ -157,7 +175,7 @@ def _run(args, tasks, total: int, desc: str, journal=None) -> list[dict]:
 
 
 def print_curve(args, params, variable, tasks, total: int) -> int:
-    from replica.chain_sweep import DEPTH, describe
+    from replica.chain_sweep import DEPTH, describe, plot_chain_curve
     from replica.curves import Curve
     from replica.tables import rows_to_columns
 
@@ -165,6 +183,8 @@ def print_curve(args, params, variable, tasks, total: int) -> int:
     rows = sorted(rows, key=lambda r: int(r["index"]))
     curve = Curve("chain", variable.name, describe(params, (variable.name,)),
                   rows_to_columns(rows))  # fmt: skip
+    if args.plot is not None:
+        plot_chain_curve(curve, args.plot)
     if args.json:
         print_json(curve.to_dict())
     else:
@@ -207,7 +227,9 @@ def write_curve(args, params, variable, values, spec, tasks) -> int:
     rows = _run(args, tasks, len(values), desc, journal)
     curve = Curve("chain", variable.name, describe(params, (variable.name,)),
                   rows_to_columns(rows))  # fmt: skip
-    plot_chain_curve(curve, out / "curve.png")
+    for figure in (out / "curve.png", args.plot):
+        if figure is not None:
+            plot_chain_curve(curve, figure)
     failed = report(curve.columns, len(values), "curve.csv")
     print(f"wrote {out / 'curve.csv'} and {out / 'curve.png'}")
     return 1 if failed else 0
@@ -257,7 +279,9 @@ def run_phase(args: argparse.Namespace, stages: list) -> int:
     note_resume(journal, total)
     rows = _run(args, tasks, total, "chain phase diagram", journal)
     diagram = diagram_from_rows(spec, rows)
-    plot_chain_phase(diagram, out / "phase.png")
+    for figure in (out / "phase.png", args.plot):
+        if figure is not None:
+            plot_chain_phase(diagram, figure)
     failed = report(diagram.columns, total, "phase.csv")
     print(f"wrote {out / 'phase.csv'} and {out / 'phase.png'}")
     return 1 if failed else 0
