@@ -172,6 +172,17 @@ def test_phase_diagram_over_the_number_of_stages():
         assert np.allclose(diagram.grid[iy], curve.columns["eps_g"], rtol=0, atol=1e-8)
 
 
+def test_phase_diagram_of_optimised_chains_equals_the_optimised_curve():
+    params = ChainParams(2.0, 0.3, 1.0, 0.2, (Stage(lam=0.1),))
+    spec = ChainPhaseSpec("alpha", "flip", (1.5, 2.5), (0.2,), "stage0.eps_g", params,
+                          ChainOptimise(("lam",)))  # fmt: skip
+    diagram = chain_phase(spec)
+    curve = chain_curve("alpha", [1.5, 2.5], params, optimise=ChainOptimise(("lam",)))
+    assert all(diagram.columns["converged"])
+    assert np.array_equal(diagram.grid[0], curve.columns["stage0.eps_g"])
+    assert diagram.columns["stage0.lam"] == curve.columns["stage0.lam"]
+
+
 def test_quantity_sums_and_differences():
     q = Quantity.parse(" stage0.eps_g-stage1.eps_g + last.q ", 2)
     assert q.columns(1) == [(1.0, "stage0.eps_g"), (-1.0, "stage1.eps_g"), (1.0, "stage1.q")]
