@@ -8,8 +8,13 @@ through the executor on 2 cores in <= 15 min (:func:`replica.chain_sweep.chain_c
 ``ChainOptimise(("lam",))``, as ``kd-replica chain optimise --vary alpha ... --workers 2``).
 The curve is cut into one warm-started segment per worker (each point's searches start at the
 previous point's optimum). With ``--points`` below 30 the time is also extrapolated to 30
-points (the points cost alike). Quote the printed ``loadavg`` with the numbers (the machine is
-shared).
+points (the points cost alike), and the CPU time of the process and its workers divided by the
+workers estimates the wall time on as many quiet cores. Quote the printed ``loadavg`` with the
+numbers (the machine is shared).
+
+Known cost outlier (replica/chain.py, not the sweep): at alpha <= 1.5 (rho 0.3, flip 0.2) stage 3
+of this chain does not converge at lam near its optimum (alpha = 1, lam = 0.05: 10^4 iterations,
+55 s, status 1; alpha = 1.5: over 200 s), so the searches at small alpha take minutes per point.
 """
 
 from __future__ import annotations
