@@ -218,28 +218,31 @@ def _next_level(solver: _ChainSolver, k: int, stage: Stage, masks: dict) -> _Lev
 
 
 def _map_jacobian(solver: _ChainSolver, k: int, stage: Stage, x: np.ndarray) -> np.ndarray:
-    """``dF_k/dx_k`` at ``x`` by central differences (relative step :data:`JACOBIAN_STEP`)."""
+    """``dF_k/dx_k`` at ``x``: central differences (relative step :data:`JACOBIAN_STEP`) in the
+    coordinates ``z`` of :func:`_internal`, where every step stays inside the domain (a stage
+    nearly copying its predecessor has a tiny conditional variance), times ``dz/dx``."""
     update = solver._map(k, stage, stage.lam)[0]
+    z, dzdx = _internal(solver, k, x, np.eye(x.size))
     n = x.size
-    J = np.empty((n, n))
+    dFdz = np.empty((n, n))
     for i in range(n):
-        h = JACOBIAN_STEP * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        J[:, i] = (update(xp) - update(xm)) / (2.0 * h)
-    return J
+        h = JACOBIAN_STEP * max(1.0, abs(z[i]))
+        zp, zm = z.copy(), z.copy()
+        zp[i] += h
+        zm[i] -= h
+        dFdz[:, i] = (update(_external(solver, k, zp)) - update(_external(solver, k, zm))) / (2 * h)
+    return dFdz @ dzdx
 
 
 def _internal(solver: _ChainSolver, k: int, x: np.ndarray, T: np.ndarray):
     """``z = (m, log r, Q_k<, log V, V_k<, b)`` with ``r = q - Q_k< Q^-1 Q_k<`` the variance
-    of stage k's field given the earlier ones, and ``dz/dy = (dz/dx) T`` (analytic)."""
+    of stage k's field given the earlier ones, and ``(dz/dx) T`` (analytic)."""
     Qinv = np.linalg.inv(solver.Qmat[:k, :k]) if k else np.zeros((0, 0))
     Qr, V = x[2 : 2 + k], x[2 + k]
     r = x[1] - Qr @ Qinv @ Qr
     z = x.copy()
     z[1], z[2 + k] = math.log(r), math.log(V)
-    dz = T.copy()
+    dz = np.array(T, float)
     dz[1] = (T[1] - 2.0 * (Qr @ Qinv) @ T[2 : 2 + k]) / r
     dz[2 + k] = T[2 + k] / V
     return z, dz
@@ -250,9 +253,8 @@ def _external(solver: _ChainSolver, k: int, z: np.ndarray) -> np.ndarray:
     Qinv = np.linalg.inv(solver.Qmat[:k, :k]) if k else np.zeros((0, 0))
     x = z.copy()
     Qr = z[2 : 2 + k]
-    with np.errstate(over="ignore"):
-        x[1] = math.exp(min(z[1], 700.0)) + Qr @ Qinv @ Qr
-        x[2 + k] = math.exp(min(z[2 + k], 700.0))
+    x[1] = math.exp(min(z[1], 700.0)) + Qr @ Qinv @ Qr
+    x[2 + k] = math.exp(min(z[2 + k], 700.0))
     return x
 
 
