@@ -98,11 +98,16 @@ def test_parameter_errors():
         optimise_stages(*MIXTURE, K1, over=("eta",))
 
 
-def test_joint_optimum_is_a_minimum_and_no_worse_than_stagewise():
+def test_joint_optimum_is_a_minimum_and_beats_stagewise():
+    # One hard stage on a noisy teacher: jointly, the teacher is deliberately
+    # under-regularised (its own eps_g worse) and the student ends up better than stage-wise
+    # (measured 0.24640 against 0.25409) and than the best teacher (0.24804).
     sol, best, (res,) = optimise_stages(*MIXTURE, K1, jointly=True)
     assert sol.converged and res.success
-    stagewise, _, _ = optimise_stages(*MIXTURE, K1)
-    assert sol[1].eps_g <= stagewise[1].eps_g + 1e-12
+    stagewise, best_sw, _ = optimise_stages(*MIXTURE, K1)
+    assert sol[1].eps_g < stagewise[1].eps_g - 5e-3
+    assert sol[1].eps_g < stagewise[0].eps_g
+    assert best[0].lam < 0.5 * best_sw[0].lam and sol[0].eps_g > stagewise[0].eps_g
     for j in range(2):
         for factor in (0.95, 1.05):
             chain = list(best)
@@ -140,16 +145,21 @@ def test_cli_optimise_errors_are_one_line(capsys, argv, message):
 
 
 @pytest.mark.slow
-def test_joint_beats_stagewise_on_a_hard_chain():
-    # K = 2 hard self-distillation: the joint optimum of the last stage's eps_g moves the
-    # earlier ridges away from their stage-wise optima and is strictly better.
+def test_joint_two_hard_stages():
+    # K = 2 hard self-distillation, jointly for the last stage: no better than one hard stage
+    # jointly (the middle stage takes a small ridge at which it reproduces the teacher's hard
+    # labels on every training sample and passes them on; eps_g is flat in its ridge), and
+    # better than stage-wise.
     stages = [Stage(lam=0.1)] + [Stage(lam=0.1, chi=1.0, target="hard")] * 2
     joint, best, (res,) = optimise_stages(*MIXTURE, stages, jointly=True)
+    one, _, _ = optimise_stages(*MIXTURE, stages[:2], jointly=True)
     stagewise, _, _ = optimise_stages(*MIXTURE, stages)
     assert joint.converged and res.success
-    assert joint[2].eps_g < stagewise[2].eps_g - 1e-3
-    for j in range(3):
-        for factor in (0.9, 1.1):
+    assert joint[2].eps_g < stagewise[2].eps_g - 5e-3
+    assert abs(joint[2].eps_g - one[1].eps_g) < 1e-6
+    assert joint[1].train_disagreement < 1e-6
+    for j in (0, 2):
+        for factor in (0.95, 1.05):
             chain = list(best)
             chain[j] = dataclasses.replace(chain[j], lam=best[j].lam * factor)
-            assert joint[2].eps_g <= solve_chain(*MIXTURE, chain)[2].eps_g + 1e-9
+            assert joint[2].eps_g <= solve_chain(*MIXTURE, chain)[2].eps_g + 1e-12
