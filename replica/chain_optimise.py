@@ -318,7 +318,10 @@ class _ChainProblem:
         if last is None or k not in last.internal:
             return None
         z, dz = last.internal[k]
-        moved = _external(solver, k, z + dz @ (y - last.y))
+        try:
+            moved = _external(solver, k, z + dz @ (y - last.y))
+        except (np.linalg.LinAlgError, ValueError, OverflowError):
+            return None
         return moved if _in_domain(solver, k, moved) else None
 
     def evaluate(self, y: np.ndarray, *, gradient: bool = True, step_error: bool = False,
@@ -343,7 +346,9 @@ class _ChainProblem:
                 report, starts[k] = _chord_solve(solver, k, stages[k], starts[k], last.jac[k])
             if report is None:
                 report = _solve_state(solver, k, stages[k], starts.get(k))
-            converged &= report.converged
+            if not report.converged:  # no point in going on: a failed evaluation
+                return _Point(y, math.nan, np.full(len(self.variables), np.nan), states, {},
+                              False)  # fmt: skip
             states[k] = report.x
             if k < self.target:
                 _install(solver, k, stages[k], report.x, masks, last=False)
@@ -558,8 +563,14 @@ def _minimise(problem: _ChainProblem, y0: np.ndarray, bounds, ftol: float, gtol:
     scale = min(max(0.5 / g0, 1.0), 1e6) if g0 > 0.0 and math.isfinite(g0) else 1.0
 
     def objective(y):
-        point = first if np.array_equal(y, first.y) else problem.evaluate(y)
-        if not (point.converged and math.isfinite(point.eps) and np.all(np.isfinite(point.grad))):
+        try:
+            with warnings.catch_warnings():  # a trial point that fails is reported as such
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                point = first if np.array_equal(y, first.y) else problem.evaluate(y)
+        except (FloatingPointError, np.linalg.LinAlgError):
+            point = None
+        finite = point is not None and math.isfinite(point.eps) and np.all(np.isfinite(point.grad))
+        if not (finite and point.converged):
             # A chain that does not converge here (or has no finite gradient): an error above
             # any classifier's, so that the line search backs off.
             return scale * 1.0, np.zeros(y.size)

@@ -132,14 +132,20 @@ def test_cli_chain_optimise_jointly(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--jointly", "--target", "2"], "target"),
-    (["--target", "1"], "target"),
+    (["optimise", "--jointly", "--target", "2"], "target"),
+    (["optimise", "--target", "1"], "target"),
+    (["optimise", "--jointly", "--target", "-1"], "target"),
+    (["solve", "--jointly"], "jointly"),
 ])  # fmt: skip
 def test_cli_optimise_errors_are_one_line(capsys, argv, message):
     from replica.cli import main
 
-    base = ["chain", "optimise", "--stage", "lam=0.5", "--stage", "lam=0.1,chi=1,target=hard"]
-    assert main(base + argv) == 2
+    stages = ["--stage", "lam=0.5", "--stage", "lam=0.1,chi=1,target=hard"]
+    try:
+        code = main(["chain", *argv, *stages])
+    except SystemExit as exc:  # argparse's own type errors
+        code = exc.code
+    assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
 
