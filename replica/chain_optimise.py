@@ -30,7 +30,7 @@ import copy
 import dataclasses
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -552,7 +552,8 @@ def stage_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float
     return g.eps_g, np.array(g.gradient), sol[k]
 
 
-def _minimise(problem: _ChainProblem, y0: np.ndarray, bounds, ftol: float, gtol: float):
+def _minimise(problem: _ChainProblem, y0: np.ndarray, bounds, ftol: float, gtol: float,
+              callback=None):  # fmt: skip
     from scipy.optimize import minimize
 
     y0 = np.array([min(max(v, lo), hi) for v, (lo, hi) in zip(y0, bounds, strict=True)])
@@ -570,6 +571,8 @@ def _minimise(problem: _ChainProblem, y0: np.ndarray, bounds, ftol: float, gtol:
         except (FloatingPointError, np.linalg.LinAlgError):
             point = None
         finite = point is not None and math.isfinite(point.eps) and np.all(np.isfinite(point.grad))
+        if callback is not None:
+            callback(problem.target, point.eps if finite else math.nan)
         if not (finite and point.converged):
             # A chain that does not converge here (or has no finite gradient): an error above
             # any classifier's, so that the line search backs off.
@@ -589,7 +592,8 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
                     lam_bounds: tuple[float, float] = (1e-4, 1e2),
                     temperature_bounds: tuple[float, float] = (0.1, 10.0),
                     quadrature: ChainQuadrature | None = None, tol: float = 1e-11,
-                    ftol: float = 1e-12, gtol: float = 1e-9):  # fmt: skip
+                    ftol: float = 1e-12, gtol: float = 1e-9,
+                    callback: Callable[[int, float], None] | None = None):  # fmt: skip
     """Optimal stage parameters ``over`` (lam, chi, temperature) by bounded L-BFGS-B in
     ``(log lam, chi, log T)`` with gradients through the fixed points.
 
@@ -598,6 +602,11 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
     stage ``target`` (default the last) is minimised over the parameters of every stage up to
     it at once (later stages are kept). Stage 0 optimises its ridge only; a Bayes-optimal
     stage 0 is kept.
+
+    ``tol`` is the fixed points' tolerance (the K = 3 maps' rounding floor is ~1e-12), ``ftol``
+    and ``gtol`` L-BFGS-B's (``gtol`` on ``d eps_g / dy``). ``callback(stage, eps_g)`` is called
+    after every evaluation of the objective (NaN for a failed trial point), e.g. for a
+    progress bar.
 
     Returns ``(ChainSolution at the optimum, tuple of the optimised Stage objects, tuple of
     optimiser results)``: one result per stage stage-wise (None where nothing was optimised),
@@ -627,7 +636,7 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
             raise ParameterError("jointly: nothing to optimise (over is empty)")
         problem = _ChainProblem(_new_solver(params, quadrature, tol, 1000), variables, target)
         res = _minimise(problem, problem.y_of(stages), [box[n] for _, n in variables],
-                        ftol, gtol)  # fmt: skip
+                        ftol, gtol, callback)  # fmt: skip
         best = list(problem.stages_at(res.x))
         starts = problem.evaluate(res.x, gradient=False).states
         initial = [starts.get(k) for k in range(K1)]
@@ -643,7 +652,7 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
         if variables:
             problem = _ChainProblem(solver, variables, k)
             res = _minimise(problem, problem.y_of(stages), [box[n] for _, n in variables],
-                            ftol, gtol)  # fmt: skip
+                            ftol, gtol, callback)  # fmt: skip
             stages[k] = problem.stages_at(res.x)[k]
             start = problem.evaluate(res.x, gradient=False).states[k]
         else:

@@ -234,9 +234,20 @@ def run_optimise(args: argparse.Namespace, stages: list) -> int:
         raise CliError(f"target: the chain has stages 0..{len(stages) - 1}; got {target}")
     if args.jointly:
         target = len(stages) - 1 if target is None else target
-    solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
-                                              stages, over=over, jointly=args.jointly,
-                                              target=target)  # fmt: skip
+    from replica.cli.common import progress
+
+    bar = progress(desc="chain optimise (evaluations)", quiet=args.quiet)
+
+    def tick(stage: int, eps: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"stage{stage}.eps_g={eps:.6f}", refresh=False)
+
+    try:
+        solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
+                                                  stages, over=over, jointly=args.jointly,
+                                                  target=target, callback=tick)  # fmt: skip
+    finally:
+        bar.close()
     if args.json:
         data = solution.to_dict()
         data["jointly"] = bool(args.jointly)
