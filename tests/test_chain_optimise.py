@@ -41,11 +41,13 @@ def _resolved_derivative(stages, j, name, target, rel=1e-4):
     return (e(v + h) - e(v - h)) / (2.0 * h)
 
 
-def _check_gradient(variables, target=2, step_error=False):
-    g = chain_eps_g_and_gradient(*MIXTURE, K2, variables, target=target, step_error=step_error)
-    assert abs(g.eps_g - solve_chain(*MIXTURE, K2[: target + 1], tol=1e-13)[target].eps_g) < 1e-10
+def _check_gradient(variables, target=2, step_error=False, stages=K2):
+    g = chain_eps_g_and_gradient(*MIXTURE, stages, variables, target=target,
+                                 step_error=step_error)  # fmt: skip
+    reference = solve_chain(*MIXTURE, stages[: target + 1], tol=1e-13)[target].eps_g
+    assert abs(g.eps_g - reference) < 1e-10
     for v, (j, name) in enumerate(variables):
-        fd = _resolved_derivative(K2, j, name, target=target)
+        fd = _resolved_derivative(stages, j, name, target=target)
         assert abs(g.gradient[v] - fd) <= 1e-6 * abs(fd), (j, name, g.gradient[v], fd)
         if step_error:
             # the upstream differences' step error (at their rounding floor) is a tenth of that
@@ -66,6 +68,16 @@ def test_chain_gradient_every_parameter_with_step_error():
 
 def test_intermediate_target_gradient():
     _check_gradient([(0, "lam"), (1, "lam")], target=1)
+
+
+@pytest.mark.parametrize("stages", [
+    [Stage(lam=0.3), Stage(lam=0.2, chi=0.7, bias="inherit")],  # b_0 moves with lam_0
+    [Stage(teacher="bayes"), Stage(lam=0.2, chi=1.0, target="hard")],  # no stage-0 variable
+], ids=["inherited-bias", "bayes-teacher"])  # fmt: skip
+def test_gradient_with_inherited_bias_and_bayes_teacher(stages):
+    bayes = stages[0].teacher == "bayes"
+    variables = [(1, "lam"), (1, "chi")] if bayes else [(0, "lam"), (1, "lam")]
+    _check_gradient(variables, target=1, stages=stages)
 
 
 def test_install_reproduces_the_solver():
