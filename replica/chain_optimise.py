@@ -15,13 +15,15 @@ directional derivative is a central difference of the map with the upstream stag
 *re-installed* (their conjugates, prior rows and fields on the nodes recomputed, no re-solve) at
 ``x_i +- t dx_i/dtheta_j``; the pruning of the node sets is frozen across the stencil, so the
 difference is of a smooth function. ``dF_k/dx_k`` is a central difference of the map in each
-coordinate. The gradient of ``eps_g`` of the target stage is then ``d eps_g/dx`` (paper Eq. 12,
-closed form) times the tangent.
+of the coordinates ``(m, log r, Q_k<, log V, V_k<, b)`` (``r`` the conditional variance of the
+stage's field), in which the steps stay in the domain. The gradient of ``eps_g`` of the target
+stage is then ``d eps_g/dx`` (paper Eq. 12, closed form) times the tangent.
 
 :func:`optimise_stages` minimises each stage's ``eps_g`` over its own parameters given the
 earlier stages (stage-wise) or the target stage's ``eps_g`` over the parameters of every stage
-up to it (``jointly=True``), by bounded L-BFGS-B in ``(log lam, chi, log T)``; each evaluation
-is warm-started from the previous one, moved along its tangents (a first-order predictor).
+up to it (``jointly=True``), by bounded L-BFGS-B in ``(log lam, chi, log T)``. Each evaluation
+starts from the previous one moved along its tangents (a first-order predictor) and solves the
+fixed points by chord-Newton steps with the previous evaluation's ``I - dF/dx``.
 """
 
 from __future__ import annotations
