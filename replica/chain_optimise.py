@@ -567,7 +567,8 @@ def _minimise(problem: _ChainProblem, y0: np.ndarray, bounds, ftol: float, gtol:
 
     def objective(y):
         try:
-            with warnings.catch_warnings():  # a trial point that fails is reported as such
+            # a trial point that fails is reported as such (below), not as warnings
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 point = first if np.array_equal(y, first.y) else problem.evaluate(y)
         except (FloatingPointError, np.linalg.LinAlgError):
