@@ -265,6 +265,34 @@ def student_map(
     return m_n, q_n, S_n, V_n, VS_n, b_n
 
 
+@njit(cache=True)
+def student_node_fields(kind, m, b, V, V_S, sd_1, sd_2, p_pos, p_neg, c, k, T,
+                        teacher_h, teacher_f, z1, z2, h_out, f_out, r_out, g_out):  # fmt: skip
+    """A solved student's ``h*, f, r, g`` on the grid ``(z1, z2)`` of its two directions.
+
+    The student's cavity field on a sample of class ``s`` is
+    ``om = s m + b + sd_1 z1 + sd_2 z2`` and its proximal step (mixture loss of
+    :func:`replica.losses.mixture_prox`, label weight ``c``, distillation weight ``k``) is
+    taken at ``om + V_S f~(z1)`` against the target ``sigma(h~*(z1) / T)``
+    (docs/saddle_point.md §3). Fills the ``(2, len(z1), len(z2))`` outputs; along ``z2`` each
+    proximal solve starts from the previous node's ``h*``.
+    """
+    for cls in range(2):
+        s = 1.0 if cls == 0 else -1.0
+        target = p_pos if cls == 0 else p_neg
+        for i in range(z1.size):
+            t = kd_target(teacher_h[cls, i], T)
+            centre = s * m + b + sd_1 * z1[i] + V_S * teacher_f[cls, i]
+            hj = centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                hj, d, gj, _ = mixture_prox(kind, omega, V, s, target, c, k, T, t, hj)
+                h_out[cls, i, j] = hj
+                f_out[cls, i, j] = (hj - omega) / V
+                r_out[cls, i, j] = 1.0 / d
+                g_out[cls, i, j] = gj
+
+
 @dataclass(frozen=True, eq=False)
 class StudentSolution(ValueEquality, ReportedSolution):
     """Replica prediction for the distilled student (and its teacher).
@@ -335,23 +363,16 @@ class StudentSolution(ValueEquality, ReportedSolution):
         z2 = np.ascontiguousarray(z2, dtype=float)
         p = self.params
         teacher = self.teacher.node_fields(z1)
-        kind, c, k, T = LOSS_KINDS[p.loss], 1.0 - p.chi, p.kd_weight, p.temperature
         sd_1 = math.sqrt(p.delta) * self.S / math.sqrt(self.teacher.q)
         sd_2 = math.sqrt(p.delta * max(self.q - self.S**2 / self.teacher.q, 0.0))
         shape = (2, z1.size, z2.size)
         h, f, r, g = (np.empty(shape) for _ in range(4))
-        for cls, ((s, target), t_h, t_f) in enumerate(
-            zip(((1.0, p.targets[0]), (-1.0, p.targets[1])), teacher.h, teacher.f, strict=True)
-        ):
-            for i in range(z1.size):
-                t = kd_target(t_h[i], T)
-                centre = s * self.m + self.b + sd_1 * z1[i] + self.V_S * t_f[i]
-                hj = centre
-                for j in range(z2.size):
-                    omega = centre + sd_2 * z2[j]
-                    hj, d, gj, _ = mixture_prox(kind, omega, self.V, s, target, c, k, T, t, hj)
-                    h[cls, i, j], f[cls, i, j] = hj, (hj - omega) / self.V
-                    r[cls, i, j], g[cls, i, j] = 1.0 / d, gj
+        p_pos, p_neg = p.targets
+        student_node_fields(
+            LOSS_KINDS[p.loss], float(self.m), float(self.b), float(self.V), float(self.V_S),
+            sd_1, sd_2, float(p_pos), float(p_neg), 1.0 - p.chi, float(p.kd_weight),
+            float(p.temperature), teacher.h, teacher.f, z1, z2, h, f, r, g,
+        )  # fmt: skip
         return NodeFields(h, f, r, g)
 
     def student_dict(self) -> dict:
