@@ -157,6 +157,26 @@ def _worker_initializer(parent_pid: int) -> None:
     _detach_stdin_stdout()
 
 
+@contextlib.contextmanager
+def blas_thread_limit(n: int | None = 1) -> Iterator[None]:
+    """Context manager: at most ``n`` BLAS threads inside (threadpoolctl), the previous limits
+    restored on exit (also on an exception); ``n = None`` leaves them as they are.
+
+    Small dense problems (N ~ 10^2..10^3) run several times slower with threaded BLAS on a
+    shared machine: the threads spin and wake more than they compute.
+    """
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        yield
+        return
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
+
+
 def limit_blas_threads(n: int = 1) -> bool:
     """Limit the BLAS/OpenMP thread pools of this process to ``n`` threads (threadpoolctl);
     False if that is not possible."""
