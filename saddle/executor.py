@@ -145,9 +145,11 @@ def _worker_initializer(parent_pid: int) -> None:
     - BLAS uses one thread per worker (the pool is the parallelism: threaded BLAS in every
       worker oversubscribes the cores; ``benchmarks/bench_cli.py`` measures the difference).
     """
-    limit_blas_threads(1)
+    # the signals first: a pool terminated while this worker starts (the parent stopped on an
+    # error) must end it silently, not through a SIGTERM handler inherited from the parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit_blas_threads(1)
     if sys.platform.startswith("linux"):
         _set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
