@@ -670,6 +670,7 @@ class _StudentGrid:
     def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
         self.rule1, self.rule2, self.fields = rule1, rule2, fields
         self.split_order = 0
+        self.adapted1 = self.adapted2 = False  # whether the student adapted rule1 / rule2
 
     @property
     def legendre(self) -> tuple[np.ndarray, np.ndarray]:
@@ -737,8 +738,9 @@ def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
     """A-posteriori quadrature control of the student's fixed point (both directions).
 
     At the converged state the rules are checked (:func:`_adapt_student_rules`) and, if one
-    changed, the fixed point is re-solved from the state on the new rules, until the rules
-    adapted at the solution are the rules it was solved on, or the solution moves by less than
+    changed, the fixed point is re-solved from the state on the new rules, until the rules it
+    was solved on resolve the channel at the solution (they are the rules adapted there, or
+    agree with them, :func:`_still_resolves`), or the solution moves by less than
     ``QUADRATURE_STATE_TOL`` (relative). Where the Gauss-Hermite rules resolve the channel
     nothing changes (bit for bit). Returns the final report, flagged status 4 if the rules
     could not be made to resolve the channel, and the number of extra map evaluations.
@@ -794,10 +796,12 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
         probe2 = student_probes(params, tsol, state, grid)[1]
         if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
             grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
+            grid.adapted2 = False
         elif not kinked:
             new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
-            if not _same_rule(new2, grid.rule2):
-                grid.rule2, changed = new2, True
+            if not _same_rule(new2, grid.rule2) and not (
+                    grid.adapted2 and _still_resolves(probe2, grid.rule2, new2)):  # fmt: skip
+                grid.rule2, grid.adapted2, changed = new2, True, True
     if grid.split_order > 0:
         order = _converged_split_order(params, tsol, state, grid)
         if order != grid.split_order:
@@ -806,10 +810,28 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
         return changed  # the z1 rule is split at the teacher's kinks already
     probe1 = student_probes(params, tsol, state, grid)[0]
     new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
-    if not _same_rule(new1, grid.rule1):
-        grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
+    if not _same_rule(new1, grid.rule1) and not (
+            grid.adapted1 and _still_resolves(probe1, grid.rule1, new1)):  # fmt: skip
+        grid.rule1, grid.adapted1, grid.fields = new1, True, tsol.node_fields(new1.nodes)
         changed = True
     return changed
+
+
+def _still_resolves(probe, current: GaussHermite, rebuilt: GaussHermite) -> bool:
+    """Whether the ``current`` rule, adapted at an earlier state of this solve, still resolves
+    ``probe``: its averages agree within ``QUADRATURE_TOL`` with those of the rule ``rebuilt``
+    at the present state. The rule is then kept (hysteresis).
+
+    Rebuilt from scratch at each state, the adaptive rule can flip between two panel layouts
+    whose averages agree to ~1e-11, where a panel's error estimate sits at its threshold; near
+    an interpolation peak the fixed point amplifies that ~100-fold, so each re-solve on the
+    flipped rule moved the state by more than ``QUADRATURE_STATE_TOL`` and the re-solves
+    cycled (Fig. 5, alpha = 2.1457, lam_t = lam_s = 1e-5: status 4 before). The rules of the
+    first check (Gauss-Hermite, or the teacher's adapted ``z1`` rule) are replaced as before.
+    """
+    old = np.atleast_2d(probe(current.nodes)) @ current.weights
+    new = np.atleast_2d(probe(rebuilt.nodes)) @ rebuilt.weights
+    return bool(np.all(np.abs(old - new) <= QUADRATURE_TOL))
 
 
 def _converged_split_order(params, tsol, state, grid) -> int:
