@@ -171,9 +171,8 @@ def test_joint_two_hard_stages():
     stages = [Stage(lam=0.1)] + [Stage(lam=0.1, chi=1.0, target="hard")] * 2
     joint, best, (res,) = optimise_stages(*MIXTURE, stages, jointly=True)
     one, _, _ = optimise_stages(*MIXTURE, stages[:2], jointly=True)
-    stagewise, _, _ = optimise_stages(*MIXTURE, stages)
     assert joint.converged and res.success
-    assert joint[2].eps_g < stagewise[2].eps_g - 5e-3
+    assert joint[2].eps_g < 0.2541 - 5e-3  # stage-wise: 0.25411 (docs/chains.md)
     assert abs(joint[2].eps_g - one[1].eps_g) < 1e-6
     assert joint[1].train_disagreement < 1e-6
     for j in (0, 2):
@@ -181,3 +180,27 @@ def test_joint_two_hard_stages():
             chain = list(best)
             chain[j] = dataclasses.replace(chain[j], lam=best[j].lam * factor)
             assert joint[2].eps_g <= solve_chain(*MIXTURE, chain)[2].eps_g + 1e-12
+
+
+@pytest.mark.slow
+def test_joint_optimum_against_simulation():
+    # The joint optimum of one hard stage (teacher under-regularised) against finite-N
+    # simulations: both stages' eps_g, and the student's gain over the best teacher alone
+    # (lam_0 = 1.098, stage-wise), paired on the same samples (same seeds), within 3 SE.
+    from simulations.chains import chain_seed
+
+    lam0, lam1, best_teacher = 0.3185, 0.4315, 1.0978
+    hard = dict(chi=1.0, target="hard")
+    chain = ChainParams(*MIXTURE, (Stage(lam=lam0), Stage(lam=lam1, **hard)))
+    alone = ChainParams(*MIXTURE, (Stage(lam=best_teacher),))
+    theory = solve_chain(*MIXTURE, chain.stages)
+    theory_alone = solve_chain(*MIXTURE, alone.stages)[0].eps_g
+    runs = [(chain_seed(chain, 1000, 0, i), chain_seed(alone, 1000, 0, i)) for i in range(24)]
+    eps = np.array([[r[0]["eps_g"], r[1]["eps_g"], a[0]["eps_g"]] for r, a in runs])
+    sem = eps.std(axis=0, ddof=1) / math.sqrt(len(runs))
+    predicted = [theory[0].eps_g, theory[1].eps_g, theory_alone]
+    for j in range(3):
+        assert abs(eps[:, j].mean() - predicted[j]) <= 3.0 * sem[j], (j, eps[:, j].mean())
+    gain = eps[:, 1] - eps[:, 2]  # measured -0.0015 +- 0.0005 against -0.0016
+    gain_se = gain.std(ddof=1) / math.sqrt(gain.size)
+    assert abs(gain.mean() - (predicted[1] - predicted[2])) <= 3.0 * gain_se
