@@ -519,12 +519,14 @@ def _check_variables(stages: Sequence[Stage], variables) -> tuple:
 def chain_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float,
                              stages: Sequence[Stage], variables: Sequence[tuple[int, str]], *,
                              target: int | None = None,
-                             quadrature: ChainQuadrature | None = None, tol: float = 1e-12,
+                             quadrature: ChainQuadrature | None = None, tol: float = 1e-11,
                              step_error: bool = False) -> ChainGradient:  # fmt: skip
     """``eps_g`` of stage ``target`` (default the last) and its gradient with respect to the
     parameters ``variables`` = ``[(stage j, name), ...]`` (name: lam, chi, temperature) of any
     stages ``j <= target``, through every stage's fixed point (implicit function theorem;
-    module docstring and docs/chains.md, "Optimal hyper-parameters")."""
+    module docstring and docs/chains.md, "Optimal hyper-parameters"). ``tol``: the fixed
+    points' tolerance (the K = 3 maps' rounding floor is ~1e-12); ``step_error``: also estimate
+    the step error of the upstream differences (doubles the cost)."""
     stages = tuple(s if isinstance(s, Stage) else Stage(**dict(s)) for s in stages)
     params = ChainParams(alpha, rho, delta, flip, stages)
     target = len(stages) - 1 if target is None else int(target)
