@@ -87,13 +87,61 @@ def test_parameter_errors_name_the_stage_key():
 TODAY = ChainQuadrature(split=False, outer=64, inner=24)
 
 
-def test_stage0_is_todays_teacher():
-    sol = solve_chain(2.0, 0.3, 1.0, 0.0, [Stage(lam=0.1)])
-    ref = solve_teacher(2.0, 0.3, 1.0, 0.1)
-    for a, b in [(sol[0].eps_g, ref.eps_g), (sol[0].m, ref.m), (sol[0].q, ref.q),
-                 (sol[0].b, ref.b), (sol[0].V, ref.V), (sol[0].train_loss, ref.train_loss),
-                 (sol[0].train_error_true, ref.train_error)]:  # fmt: skip
-        assert abs(a - b) <= 1e-10 * max(1.0, abs(b))
+@pytest.mark.parametrize("loss", ["logistic", "square", "hinge"])
+@pytest.mark.parametrize("alpha, rho, lam", [(2.0, 0.3, 0.1), (3.0, 0.2, 0.05)])
+def test_stage0_is_todays_teacher(loss, alpha, rho, lam):
+    """Stage 0 of any loss of the table is the ridge teacher of replica.teacher (same rules:
+    96 Gauss-Hermite nodes, split at the kink for the hinge)."""
+    sol = solve_chain(alpha, rho, 1.0, 0.0, [Stage(lam=lam, loss=loss)])[0]
+    ref = solve_teacher(alpha, rho, 1.0, lam, loss=loss)
+    assert sol.converged and ref.converged
+    for a, b in [(sol.eps_g, ref.eps_g), (sol.m, ref.m), (sol.q, ref.q), (sol.b, ref.b),
+                 (sol.V, ref.V), (sol.mhat, ref.mhat), (sol.Qhat[0], ref.Qhat),
+                 (sol.Vhat, ref.Vhat), (sol.train_loss, ref.train_loss),
+                 (sol.train_error_true, ref.train_error),
+                 (sol.train_error_observed, ref.train_error)]:  # fmt: skip
+        assert abs(a - b) <= 1e-10 * max(1.0, abs(b)), (a, b)
+
+
+@pytest.mark.parametrize("teacher_loss, loss, eta, lam_s, chi, temperature", [
+    ("logistic", "square", 0.5, 0.05, 0.5, 2.0),
+    ("square", "square", 1.0, 0.1, 0.3, 1.0),
+    ("logistic", "hinge", 0.5, 0.05, 0.5, 2.0),
+    ("hinge", "logistic", 0.5, 0.1, 0.7, 1.5),
+    ("hinge", "hinge", 0.5, 0.1, 0.5, 2.0),
+])  # fmt: skip
+def test_reduces_to_student_of_each_loss(teacher_loss, loss, eta, lam_s, chi, temperature):
+    """K = 1, flip = 0 with any label losses is solve_student(loss=..., teacher_loss=...).
+    A smooth stage 0: today's rules, to 1e-10. A hinge stage 0: the chain's default rules
+    (split at the kinks in z_0) against the student's kink-split z1 rule, different rules
+    that both resolve the kinks: 1e-9."""
+    stages = [Stage(lam=0.1, loss=teacher_loss),
+              Stage(eta=eta, lam=lam_s, chi=chi, temperature=temperature, loss=loss)]
+    hinge_teacher = teacher_loss == "hinge"
+    sol = solve_chain(2.0, 0.3, 1.0, 0.0, stages, quadrature=None if hinge_teacher else TODAY)
+    st = sol[1]
+    ref = solve_student(2.0, 0.3, 1.0, eta, 0.1, lam_s, chi, temperature, loss=loss,
+                        teacher_loss=teacher_loss)  # fmt: skip
+    assert st.converged and ref.converged
+    pairs = [(st.eps_g, ref.eps_g), (st.m, ref.m), (st.q, ref.q), (st.overlaps[0], ref.S),
+             (st.V, ref.V), (st.responses[0], ref.V_S), (st.b, ref.b),
+             (st.train_loss, ref.train_loss), (st.train_ce, ref.train_ce),
+             (st.train_error_observed, ref.train_error), (st.Vhat_cross[0], ref.Vhat_x),
+             (st.Qhat[0], ref.Qhat_x), (st.mhat, ref.mhat), (st.Vhat, ref.Vhat)]  # fmt: skip
+    tol = 1e-9 if hinge_teacher else 1e-10
+    for a, b in pairs:
+        assert abs(a - b) <= tol * max(1.0, abs(b)), (a, b)
+
+
+def test_kinked_stage_is_resolved_by_refinement():
+    """A hinge stage strongly correlated with its square teacher (eta = 1): its z_1 average
+    has near-kinks in z_0, where the parent rules are split (_resolve_kinks); refining the
+    rules moves eps_g by < 1e-7 and the overlaps by < 1e-5."""
+    stages = [Stage(lam=0.1, loss="square"),
+              Stage(lam=0.1, chi=0.5, temperature=2.0, loss="hinge")]
+    sol = solve_chain(2.0, 0.3, 1.0, 0.0, stages, error_estimate=True)
+    assert sol.converged
+    assert sol.errors[1]["eps_g"] < 1e-7 and sol.errors[1]["q"] < 1e-5, sol.errors[1]
 
 
 @pytest.mark.parametrize(
@@ -331,7 +379,8 @@ def test_cli_chain_json(capsys):
     ("lam=0.1,chi=2", "stage1.chi must lie in [0, 1]"),
     ("lam=0.1,colour=red", "stage1.colour: unknown key"),
     ("lam=abc", "stage1.lam: bad value"),
-    ("lam=0.1,loss=hinge", "stage1.loss: only 'logistic'"),
+    ("lam=0.1,loss=cubic", "stage1.loss must be one of"),
+    ("lam=0,loss=square", "stage1.lam must be > 0 for the square loss"),
 ])  # fmt: skip
 def test_cli_chain_errors_name_stage_and_key(capsys, stage, message):
     from replica.cli import main

@@ -6,7 +6,8 @@ file with one ``[[stage]]`` table per stage, e.g.::
     kd-replica chain --alpha 2 --rho 0.5 --delta 1 --flip 0.2 --stage lam=0.1 \\
         --stage lam=0.1,chi=1,target=hard --stage lam=0.1,chi=1,target=hard --json
 
-Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
+Keys: ``eta``, ``loss`` (the label term: logistic|square|hinge, a row of the loss table
+:mod:`replica.losses`), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
@@ -95,10 +96,6 @@ def stage_from_mapping(index: int, items: dict):
     for key, value in items.items():
         if key not in KEYS:
             raise CliError(f"stage{index}.{key}: unknown key (one of {', '.join(KEYS)})")
-        if key == "loss":
-            if value != "logistic":
-                raise CliError(f"stage{index}.loss: only 'logistic' is available; got {value!r}")
-            continue
         if key == "T":
             key = "temperature"
         if key == "bias" and not isinstance(value, str):
