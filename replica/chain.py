@@ -70,6 +70,10 @@ KINK_ROUNDS = 2
 ESTIMATED = ("eps_g", "m", "q", "b", "train_loss", "train_ce", "train_error_observed",
              "train_error_true", "train_disagreement", "disagreement")  # fmt: skip
 BIASES = ("free", "fixed", "inherit")
+# A stage's observables (names of replica.observables), before its overlaps Q0, Q1, ...
+STAGE_OBSERVABLES = ("eps_g", "m", "q", "b", "V", "train_loss", "train_ce", "train_error",
+                     "train_error_observed", "train_error_true", "train_disagreement",
+                     "disagreement", "eps_bo")  # fmt: skip
 STAGE0_KINDS = ("trained", "bayes")
 
 
@@ -747,20 +751,33 @@ class StageSolution(ReportedSolution):
         """``(m, q, Q_k<, V, V_k<, b)``: a warm start for the same stage."""
         return np.array([self.m, self.q, *self.overlaps, self.V, *self.responses, self.b])
 
-    def to_dict(self) -> dict:
-        out = {
-            "stage": self.index, "eps_g": self.eps_g, "m": self.m, "q": self.q, "b": self.b,
-            "V": self.V, "overlaps": list(self.overlaps), "responses": list(self.responses),
-            "train_loss": self.train_loss, "train_ce": self.train_ce,
-            "train_error_observed": self.train_error_observed,
-            "train_error_true": self.train_error_true,
-            "train_disagreement": self.train_disagreement, "disagreement": self.disagreement,
-            "eps_bo": self.eps_bo, "mhat": self.mhat, "Vhat": self.Vhat,
-            "Qhat": list(self.Qhat), "Vhat_cross": list(self.Vhat_cross),
-            "converged": self.converged, "status": self.status, "nit": self.iterations,
-            "residual": self.residual, "params": self.stage.to_dict(),
-        }  # fmt: skip
+    @property
+    def train_error(self) -> float:
+        """Training error against the labels the stage is trained on (the observed ones): the
+        schema's ``train_error`` (:mod:`replica.observables`), = ``train_error_observed``."""
+        return self.train_error_observed
+
+    def observables(self) -> dict:
+        """``{name: value}`` with the names of :mod:`replica.observables` (the overlaps with
+        earlier stages as ``Q0, Q1, ...``, as in :mod:`simulations.chains`)."""
+        out = {key: getattr(self, key) for key in STAGE_OBSERVABLES}
+        out.update({f"Q{j}": v for j, v in enumerate(self.overlaps)})
         return out
+
+    def to_row(self) -> dict:
+        """Flat row: ``stage``, the observables, then ``converged``, ``nit``, ``residual``,
+        ``status`` (as the teacher's and the student's rows)."""
+        return {"stage": self.index, **self.observables(), **self.convergence()}
+
+    def to_dict(self) -> dict:
+        """JSON-ready record: the row (:meth:`to_row`), ``message``, the overlaps, responses and
+        conjugates as lists, and the stage's ``params``."""
+        return {
+            **self.to_row(), "message": self.message, "overlaps": list(self.overlaps),
+            "responses": list(self.responses), "mhat": self.mhat, "Vhat": self.Vhat,
+            "Qhat": list(self.Qhat), "Vhat_cross": list(self.Vhat_cross),
+            "params": self.stage.to_dict(),
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -780,7 +797,32 @@ class ChainSolution:
 
     @property
     def converged(self) -> bool:
-        return all(s.converged for s in self.stages)
+        """Every stage converged (a bool)."""
+        return bool(all(s.converged for s in self.stages))
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`converged` (``scipy.optimize`` convention)."""
+        return self.converged
+
+    @property
+    def status(self) -> int:
+        """The status of the first stage that did not converge (0 if all did; codes of
+        :mod:`saddle.fixed_point`)."""
+        return next((s.status for s in self.stages if s.status != 0), 0)
+
+    @property
+    def message(self) -> str:
+        """``"converged"`` at every stage, or the first failing stage's message."""
+        for s in self.stages:
+            if s.status != 0:
+                return f"stage{s.index}: {s.message}"
+        return f"converged at all {len(self.stages)} stages"
+
+    @property
+    def nit(self) -> int:
+        """Fixed-point map evaluations summed over the stages."""
+        return int(sum(s.nit for s in self.stages))
 
     def __getitem__(self, k: int) -> StageSolution:
         return self.stages[k]
@@ -788,8 +830,15 @@ class ChainSolution:
     def __len__(self) -> int:
         return len(self.stages)
 
+    def to_rows(self) -> list[dict]:
+        """One flat row per stage (:meth:`StageSolution.to_row`)."""
+        return [s.to_row() for s in self.stages]
+
     def to_dict(self) -> dict:
-        out = {"params": self.params.to_dict(), "converged": self.converged,
+        """JSON-ready record: ``params``, ``converged``, ``nit``, ``status``, ``message`` and the
+        ``stages`` list (:meth:`StageSolution.to_dict`)."""
+        out = {"params": self.params.to_dict(), "converged": self.converged, "nit": self.nit,
+               "status": self.status, "message": self.message,
                "stages": [s.to_dict() for s in self.stages]}  # fmt: skip
         if self.errors is not None:
             out["quadrature_errors"] = [dict(e) for e in self.errors]

@@ -255,6 +255,7 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int, *,
         row["train_loss"] = float(np.mean(loss))
         row["train_ce"] = float(np.mean(ce))
         row["train_error_observed"] = float(np.mean(s_obs * h < 0.0))
+        row["train_error"] = row["train_error_observed"]  # (the schema's name)
         row["train_error_true"] = float(np.mean(s * h < 0.0))
         if k:
             row["train_disagreement"] = float(np.mean((h > 0.0) != (h_prev > 0.0)))
@@ -273,7 +274,8 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int, *,
 
 @dataclass(frozen=True)
 class ChainSimulation:
-    """Means and standard errors over seeds, per stage (lists of dicts)."""
+    """Means and standard errors over seeds, per stage (lists of dicts; a stage's
+    ``mean["converged"]`` is the fraction of seeds whose fit converged)."""
 
     params: ChainParams
     n: int
@@ -281,8 +283,33 @@ class ChainSimulation:
     mean: tuple
     sem: tuple
 
+    @property
+    def converged(self) -> bool:
+        """Every stage's fit converged at every seed (a bool)."""
+        return bool(all(m["converged"] == 1.0 for m in self.mean))
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`converged`."""
+        return self.converged
+
+    @property
+    def status(self) -> int:
+        """0 every fit converged, 1 some did not (as
+        :class:`simulations.monte_carlo.SimulationResult`)."""
+        return 0 if self.converged else 1
+
+    @property
+    def message(self) -> str:
+        bad = [f"stage{k} ({(1.0 - m['converged']) * self.seeds:.0f} seeds)"
+               for k, m in enumerate(self.mean) if m["converged"] != 1.0]  # fmt: skip
+        if not bad:
+            return f"converged at all {self.seeds} seeds"
+        return "not converged at " + ", ".join(bad)
+
     def to_dict(self) -> dict:
         return {"params": self.params.to_dict(), "n": self.n, "seeds": self.seeds,
+                "converged": self.converged, "status": self.status, "message": self.message,
                 "stages": [{"mean": m, "sem": s} for m, s in zip(self.mean, self.sem,
                                                                   strict=True)]}  # fmt: skip
 

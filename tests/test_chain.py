@@ -78,6 +78,38 @@ def test_parameter_errors_name_the_stage_key():
         ChainParams(2.0, flip=0.6)
     with pytest.raises(ParameterError, match="stage1.lam must be > 0"):
         ChainParams(2.0, stages=(Stage(), Stage(lam=0.0, chi=1.0, target="hard")))
+    with pytest.raises(ParameterError, match="loss must be one of"):
+        Stage(loss="cubic")
+    with pytest.raises(ParameterError, match="stage1.lam must be > 0 for the hinge loss"):
+        ChainParams(2.0, stages=(Stage(), Stage(lam=0.0, chi=0.5, loss="hinge")))
+    with pytest.raises(ParameterError, match="stage0.loss"):
+        ChainParams(2.0, stages=(Stage(teacher="bayes", loss="square"),))
+
+
+def test_chain_results_follow_the_result_conventions():
+    """converged a bool, one nit, success/status/message, rows as the teacher's and student's
+    (observables named as in replica.observables, then the convergence columns)."""
+    import json
+
+    from replica.observables import OBSERVABLES
+    from saddle.fixed_point import REPORT_COLUMNS
+
+    sol = solve_chain(2.0, 0.3, 1.0, 0.1, [Stage(lam=0.1, loss="square"),
+                                           Stage(lam=0.1, chi=0.5, loss="hinge")])  # fmt: skip
+    assert sol.converged is True and sol.success is True and sol.status == 0
+    assert sol.nit == sum(st.nit for st in sol.stages) > 0
+    assert sol.message.startswith("converged")
+    for st in sol.stages:
+        assert st.converged is True and st.success is True and isinstance(st.nit, int)
+        row = st.to_row()
+        assert tuple(row)[-len(REPORT_COLUMNS):] == REPORT_COLUMNS
+        for name in st.observables():
+            assert name in OBSERVABLES or name[0] == "Q", name
+        assert row["train_error"] == st.train_error_observed
+    data = json.loads(json.dumps(sol.to_dict()))
+    assert data["nit"] == sol.nit and data["converged"] is True and data["status"] == 0
+    assert data["stages"][1]["params"]["loss"] == "hinge"
+    assert data["stages"][1]["Q0"] == sol[1].overlaps[0] == data["stages"][1]["overlaps"][0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -451,6 +483,31 @@ def test_cli_chain_toml(tmp_path, capsys):
     path.write_text('[[stage]]\nlam = -1\n')
     assert main(["chain", "--stages-file", str(path)]) == 2
     assert "stage0.lam" in capsys.readouterr().err
+
+
+def test_cli_chain_losses(tmp_path, capsys):
+    """``--stage loss=...`` and the TOML key ``loss`` give the chain of those losses."""
+    import json
+
+    from replica.cli import main
+
+    ref = solve_chain(2.0, 0.5, 1.0, 0.1, [Stage(lam=0.1, loss="square"),
+                                           Stage(lam=0.2, chi=0.5, loss="hinge")])  # fmt: skip
+    argv = ["chain", "--flip", "0.1", "--stage", "loss=square,lam=0.1", "--stage",
+            "lam=0.2,chi=0.5,loss=hinge", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    path = tmp_path / "chain.toml"
+    path.write_text('[[stage]]\nlam = 0.1\nloss = "square"\n\n'
+                    '[[stage]]\nlam = 0.2\nchi = 0.5\nloss = "hinge"\n')  # fmt: skip
+    assert main(["chain", "--flip", "0.1", "--stages-file", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stages"] == data["stages"]
+    assert [s["params"]["loss"] for s in data["stages"]] == ["square", "hinge"]
+    for k in (0, 1):
+        assert data["stages"][k]["eps_g"] == ref[k].eps_g
+    path.write_text('[[stage]]\nlam = 0.1\n\n[[stage]]\nlam = 0.0\nchi = 0.5\nloss = "hinge"\n')
+    assert main(["chain", "--stages-file", str(path)]) == 2
+    assert "stage1.lam must be > 0 for the hinge loss" in capsys.readouterr().err
 
 
 def test_cli_chain_vary(capsys):
