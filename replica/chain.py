@@ -1,12 +1,14 @@
 """Distillation chains: replica-symmetric fixed points of K + 1 stages on the same samples.
 
-Stage 0 is ridge logistic regression on noisy labels (or the Bayes-optimal proxy); stage
-``k >= 1`` is trained on the same inputs with the loss::
+Stage 0 is ridge regression with a loss of the table on noisy labels (or the Bayes-optimal
+proxy); stage ``k >= 1`` is trained on the same inputs with the loss::
 
-    (1 - chi_k) CE(y_obs, sigma(h)) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
+    (1 - chi_k) l_k(y_obs, h) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
 
 ``target_k = sigma(h*_{k-1} / T_k)`` (soft) or ``1[h*_{k-1} > 0]`` (hard pseudo-label), on the
-first ``eta_k N`` coordinates, with a free or fixed bias. The derivation (prior as a recursion
+first ``eta_k N`` coordinates, with a free or fixed bias. The label term ``l_k`` is a row of
+the loss table of :mod:`replica.losses` (``Stage.loss``: logistic, square or hinge); the
+kernels dispatch on its integer code. The derivation (prior as a recursion
 over stages on nested supports; channel over the correlated cavity fields of all stages, each
 proximal step shifted by the responses of the earlier ones) is in ``docs/chains.md``; for
 ``K = 1`` and no label noise it is today's :func:`replica.student.solve_student`.
@@ -17,7 +19,9 @@ Gaussian coordinates of the Cholesky factor of ``Delta Q``), a :class:`_Level` c
 after each stage is solved: ``(z, h*, f, dh*/d omega, df/d omega)`` per node. The rule in
 ``z_j`` under each node is split at the root of ``h*_j = 0`` into two half-line Gauss rules
 (:mod:`saddle.truncated_gaussian`), so hard targets and training disagreements are integrated
-without averaging through their jump.
+without averaging through their jump; for a hinge stage also at its two kink points, and its
+own direction is split at the fields mapped onto the kink (docs/chains.md, "Losses of the
+table").
 """
 
 from __future__ import annotations

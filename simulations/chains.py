@@ -5,11 +5,12 @@ supports (``|v_seg|^2 = len(seg)``), ``M = round(alpha N)`` training inputs with
 ``round(rho M)`` positives, exactly ``round(flip n_+)`` flipped positive labels and
 ``round(flip n_-)`` flipped negative ones (variance reductions with the same N -> inf limit),
 then every stage solved exactly in order (:func:`simulations.estimators.fit_linear_classifier`
-for a free bias; a Newton trust-region solve on the weights for a fixed bias), each stage
-trained on the observed labels and on the trained previous stage's preactivations on the same
-samples (soft ``sigma(h/T)`` or hard ``1[h > 0]`` targets). Each fit starts from the previous
-stage's weights on its support when that beats the zero start (the objective is convex: the
-start changes the work, not the solution).
+for a free bias; Newton's method on the weights for a fixed bias), each stage trained, with
+the label term of its loss (logistic, square, or hinge as the limit of smoothed hinges,
+:mod:`simulations.estimators`), on the observed labels and on the trained previous stage's
+preactivations on the same samples (soft ``sigma(h/T)`` or hard ``1[h > 0]`` targets). Each
+fit starts from the previous stage's weights on its support when that beats the zero start
+(the objective is convex: the start changes the work, not the solution).
 
 Randomness: seed ``k`` of base seed ``s`` draws from ``SeedSequence([s, k], spawn_key=(i,))``,
 ``i = 0`` the direction, ``1`` the training inputs and classes, ``2`` the label flips, ``3`` the
