@@ -3,7 +3,9 @@
 Exact limits (today's teacher and student, direct training, the Bayes-optimal bound),
 and theory (with its quadrature error by refinement) against finite-size simulation at chains
 covering K = 2 and 3, hard and soft targets, label noise 0 / 0.1 / 0.3, weak-to-strong,
-compression, fixed and inherited biases, rho != 1/2 and a Bayes-optimal stage 0.
+compression, fixed and inherited biases, rho != 1/2 and a Bayes-optimal stage 0; stages with
+the square and hinge label terms of the loss table (stage 0 = solve_teacher(loss=...), K = 1 =
+solve_student(loss=..., teacher_loss=...), four chains against simulation, the hinge's limit).
 """
 
 from __future__ import annotations
