@@ -196,10 +196,12 @@ def test_reduces_to_student(eta, lam_s, chi, temperature):
         assert abs(a - b) <= 1e-10 * max(1.0, abs(b)), (a, b)
 
 
-def test_bayes_stage0_reduces_to_bayes_student():
-    stages = [Stage(teacher="bayes"), Stage(eta=0.5, lam=0.05, chi=0.8, temperature=1.5)]
+@pytest.mark.parametrize("loss", ["logistic", "square", "hinge"])
+def test_bayes_stage0_reduces_to_bayes_student(loss):
+    stages = [Stage(teacher="bayes"), Stage(eta=0.5, lam=0.05, chi=0.8, temperature=1.5,
+                                            loss=loss)]  # fmt: skip
     sol = solve_chain(2.0, 0.3, 1.0, 0.0, stages, quadrature=TODAY)
-    ref = solve_student(2.0, 0.3, 1.0, 0.5, 0.1, 0.05, 0.8, 1.5, teacher="bayes")
+    ref = solve_student(2.0, 0.3, 1.0, 0.5, 0.1, 0.05, 0.8, 1.5, teacher="bayes", loss=loss)
     assert abs(sol[0].eps_g - ref.eps_bo_teacher) < 1e-12
     for a, b in [(sol[1].eps_g, ref.eps_g), (sol[1].q, ref.q), (sol[1].overlaps[0], ref.S),
                  (sol[1].b, ref.b)]:  # fmt: skip
