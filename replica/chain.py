@@ -154,6 +154,11 @@ class Stage:
         return self.target == "hard"
 
     @property
+    def kinked(self) -> bool:
+        """Whether the stage's loss has a kink (a hinge label term with weight ``1 - chi > 0``)."""
+        return self.loss_kind in KINKED and self.chi < 1.0
+
+    @property
     def loss_kind(self) -> int:
         """The loss table's integer code of :attr:`loss` (what the numba kernels dispatch on)."""
         return LOSS_KINDS[self.loss]
@@ -1067,7 +1072,7 @@ class _ChainSolver:
 
         default = self._start(k, stage)
         report, total = solve_with_continuation(iterate, stage.lam, default, initial)
-        if report.converged and k and stage.loss_kind in KINKED and self.quad.split:
+        if report.converged and k and stage.kinked and self.quad.split:
             report, extra = self._resolve_kinks(k, stage, report, iterate)
             total += extra
         report = dataclasses.replace(report, nit=total)
@@ -1166,7 +1171,7 @@ class _ChainSolver:
                         stage.kd_weight, stage.temperature, stage.hard, stage.loss_kind, m, b,
                         Lrow, V, Vrow, roots)  # fmt: skip
             cuts = roots[:, None]
-            if stage.loss_kind in KINKED and not bayes:
+            if stage.kinked and not bayes:
                 # h*_k is only continuous where the loss has its kink: split there too.
                 kinks = np.empty((P, 2))
                 stage_kink_points(k, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
@@ -1176,7 +1181,7 @@ class _ChainSolver:
             if steep is not None:
                 nxt, m2, b2, L2, V2, Vr2 = steep
                 for which in features:
-                    if which and nxt.loss_kind not in KINKED:
+                    if which and not nxt.kinked:
                         continue
                     extra = np.empty((P, 2))
                     stage_steep_points(k + 1, lv.cfg, lv.Z, lv.F, lv.h, self.sign,

@@ -220,6 +220,17 @@ def test_chi_zero_is_direct_training():
     assert max(abs(v) for v in chain[2].Vhat_cross) < 1e-10
 
 
+@pytest.mark.parametrize("loss", ["square", "hinge"])
+def test_chi_one_ignores_the_label_loss(loss):
+    """Pure distillation (chi = 1) has no label term: the stage's loss does not matter."""
+    stages = [Stage(lam=0.1), Stage(eta=0.7, lam=0.1, chi=1.0, temperature=2.0)]
+    ref = solve_chain(2.0, 0.3, 1.0, 0.1, stages)[1]
+    stages[1] = Stage(eta=0.7, lam=0.1, chi=1.0, temperature=2.0, loss=loss)
+    sol = solve_chain(2.0, 0.3, 1.0, 0.1, stages)[1]
+    for key in ("eps_g", "m", "q", "b", "train_loss", "train_error"):
+        assert getattr(sol, key) == getattr(ref, key), key
+
+
 def test_sparse_stage_is_rescaled_full_problem():
     """A stage on eta N coordinates at (alpha, delta, lam) is the full problem at
     (alpha/eta, delta/eta, lam/eta^2) (docs/saddle_point.md §7): same error and m."""
