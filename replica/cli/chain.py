@@ -48,7 +48,8 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--flip", type=number("flip"), default=0.0,
                    help="probability that a training label is flipped, in [0, 1/2) (default 0)")
     p.add_argument("--stage", action="append", default=None, metavar="KEY=VALUE,...",
-                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard")
+                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard; "
+                        "keys: " + ", ".join(KEYS) + " (loss: logistic, square or hinge)")
     p.add_argument("--stages-file", default=None, metavar="TOML",
                    help="a TOML file with one [[stage]] table per stage")
     p.add_argument("--n", type=integer("n", 10), default=1000,
