@@ -248,17 +248,21 @@ def run(args: argparse.Namespace) -> int:
         return run_curve(args, stages)
     params = ChainParams(args.alpha, args.rho, args.delta, args.flip, tuple(stages))
     if args.action == "simulate":
+        from replica.cli.models import warn
         from simulations.chains import simulate_chain
 
         sim = simulate_chain(params, n=args.n, seeds=args.seeds, seed=args.seed,
                              progress=not args.quiet)  # fmt: skip
         if args.json:
             print_json(sim.to_dict())
+        else:
+            for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
+                rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
+                print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
+        if sim.converged:
             return 0
-        for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
-            rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
-            print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
-        return 0
+        warn(f"simulation status {sim.status}: {sim.message}")  # as for teacher/student
+        return 1
     solution = solve_chain(params.alpha, params.rho, params.delta, params.flip, stages)
     if args.json:
         print_json(solution.to_dict())
