@@ -501,6 +501,16 @@ def _new_solver(params: ChainParams, quadrature: ChainQuadrature | None, tol: fl
                         max_iter=max_iter)  # fmt: skip
 
 
+def _check_smooth(stages: Sequence[Stage], last: int) -> None:
+    """The stages whose levels are re-split at their own solution (a kinked loss at k >= 1,
+    ``_ChainSolver._resolve_kinks``) are not differentiated through yet."""
+    for k in range(1, last + 1):
+        if stages[k].kinked:
+            raise ParameterError(
+                f"stage{k}.loss: optimisation through a stage with a kinked loss ({stages[k].loss}"
+                ", chi < 1) after stage 0 is not available yet")
+
+
 def _check_variables(stages: Sequence[Stage], variables) -> tuple:
     out = []
     for j, name in variables:
@@ -535,6 +545,7 @@ def chain_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float
     variables = _check_variables(stages, variables)
     if any(j > target for j, _ in variables):
         raise ParameterError("variables: every stage must be <= target")
+    _check_smooth(stages, target)
     problem = _ChainProblem(_new_solver(params, quadrature, tol), variables, target)
     point = problem.evaluate(problem.y_of(stages), step_error=step_error)
     scale = np.array([1.0 if n == "chi" else getattr(stages[j], n) for j, n in variables])
@@ -627,6 +638,7 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
     target = K1 - 1 if target is None else int(target)
     if not 0 <= target < K1:
         raise ParameterError(f"target must be a stage in 0..{K1 - 1}; got {target}")
+    _check_smooth(stages, target if jointly else K1 - 1)
     box = {"lam": tuple(math.log(b) for b in lam_bounds), "chi": (0.0, 1.0),
            "temperature": tuple(math.log(b) for b in temperature_bounds)}  # fmt: skip
 

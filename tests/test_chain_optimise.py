@@ -73,8 +73,9 @@ def test_intermediate_target_gradient():
 @pytest.mark.parametrize("stages", [
     [Stage(lam=0.3), Stage(lam=0.2, chi=0.7, bias="inherit")],  # b_0 moves with lam_0
     [Stage(teacher="bayes"), Stage(lam=0.2, chi=1.0, target="hard")],  # no stage-0 variable
-], ids=["inherited-bias", "bayes-teacher"])  # fmt: skip
-def test_gradient_with_inherited_bias_and_bayes_teacher(stages):
+    [Stage(lam=0.1, loss="square"), Stage(lam=0.2, chi=0.5, target="hard", loss="square")],
+], ids=["inherited-bias", "bayes-teacher", "square-losses"])  # fmt: skip
+def test_gradient_with_inherited_bias_bayes_teacher_other_loss(stages):
     bayes = stages[0].teacher == "bayes"
     variables = [(1, "lam"), (1, "chi")] if bayes else [(0, "lam"), (1, "lam")]
     _check_gradient(variables, target=1, stages=stages)
@@ -108,6 +109,8 @@ def test_parameter_errors():
         optimise_stages(*MIXTURE, K1, jointly=True, target=3)
     with pytest.raises(ParameterError, match="over"):
         optimise_stages(*MIXTURE, K1, over=("eta",))
+    with pytest.raises(ParameterError, match="stage1.loss"):
+        optimise_stages(*MIXTURE, [Stage(lam=0.5), Stage(lam=0.1, chi=0.5, loss="hinge")])
 
 
 def test_joint_optimum_is_a_minimum_and_beats_stagewise():
