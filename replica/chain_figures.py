@@ -427,6 +427,10 @@ def render_chain_figure(spec: ChainFigureSpec, items, points, out: Path) -> dict
             ax.set_xscale("log")
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
+        if panel.xlabel.startswith("stage"):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if any(isinstance(i, Trace) and i.panel == k for i in items):
             if "gain" in panel.ylabel:
                 ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
