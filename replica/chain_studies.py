@@ -422,16 +422,18 @@ def simulate_chain_points(params: ChainParams, *, n: int = 400, seeds: int = 16,
     The gain ``eps_g[reference] - eps_g[k]`` is formed per seed (same samples, same noise),
     so its SE measures the gain itself, not the seed-to-seed spread of the errors.
     """
+    from saddle.executor import blas_thread_limit
     from simulations.chains import chain_seed
 
     if seeds < 2:
         raise ValueError("seeds must be >= 2")
     runs = []
     conv = []
-    for index in range(seeds):
-        rows = _quiet(chain_seed, params, n, seed, index)
-        runs.append([r["eps_g"] for r in rows])
-        conv.append(min(r["converged"] for r in rows))
+    with blas_thread_limit(1):  # one BLAS thread, as simulations.chains.simulate_chain
+        for index in range(seeds):
+            rows = _quiet(chain_seed, params, n, seed, index)
+            runs.append([r["eps_g"] for r in rows])
+            conv.append(min(r["converged"] for r in rows))
     eps = np.asarray(runs)
     gains = eps[:, [reference]] - eps
     root = math.sqrt(seeds)
