@@ -232,14 +232,17 @@ class Quantity:
 
 @dataclass(frozen=True)
 class ChainOptimise:
-    """At every point, the stage-wise optimal ``over`` parameters
-    (:func:`replica.chain.optimise_stages`).
+    """At every point, the stage-wise optimal ``over`` parameters, or with ``jointly`` those
+    of every stage up to ``target`` (default the last) minimising stage ``target``'s
+    ``eps_g`` (:func:`replica.chain.optimise_stages`).
 
     ``warm``: start each point's search at the previous point's optimum (along a segment)
     instead of at the given stages' values.
     """
 
     over: tuple = ("lam",)
+    jointly: bool = False
+    target: int | None = None
     lam_bounds: tuple = (1e-4, 1e2)
     temperature_bounds: tuple = (0.1, 10.0)
     warm: bool = True
@@ -252,6 +255,12 @@ class ChainOptimise:
         if not over:
             raise ParameterError(f"over: name at least one of {', '.join(OPTIMISABLE)}")
         object.__setattr__(self, "over", over)
+        object.__setattr__(self, "jointly", bool(self.jointly))
+        if self.target is not None:
+            if not self.jointly:
+                raise ParameterError("target: only with jointly (stage-wise, every stage is "
+                                     "optimised)")
+            object.__setattr__(self, "target", check_depth(self.target))
         for name in ("lam_bounds", "temperature_bounds"):
             lo, hi = (float(v) for v in getattr(self, name))
             if not (0.0 < lo < hi < math.inf):
@@ -260,9 +269,21 @@ class ChainOptimise:
 
     def optimised(self, k: int, stage: Stage) -> tuple[str, ...]:
         """The parameters optimised at stage ``k`` (stage 0: its ridge, unless Bayes)."""
+        if self.jointly and self.target is not None and k > self.target:
+            return ()
         if k == 0:
             return () if stage.teacher == "bayes" else ("lam",)
         return self.over
+
+    def check(self, params: ChainParams, depth_sweep: bool = False) -> None:
+        """One-line errors for a chain this cannot optimise."""
+        if self.jointly and depth_sweep:
+            raise ParameterError("jointly: a joint optimum over K stages is not a prefix of "
+                                 "the longer chain's; sweep K stage-wise or vary another "
+                                 "parameter")
+        n = len(params.stages)
+        if self.target is not None and self.target >= n:
+            raise ParameterError(f"target: the chain has stages 0..{n - 1}; got {self.target}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -339,7 +360,8 @@ def solve_chain_task(task: ChainTask) -> list[dict]:
                 start = _warm_stages(params.stages, previous_best, task.optimise)
                 solution, best, results = optimise_stages(
                     params.alpha, params.rho, params.delta, params.flip, start,
-                    over=task.optimise.over, lam_bounds=task.optimise.lam_bounds,
+                    over=task.optimise.over, jointly=task.optimise.jointly,
+                    target=task.optimise.target, lam_bounds=task.optimise.lam_bounds,
                     temperature_bounds=task.optimise.temperature_bounds,
                     quadrature=task.options.get("quadrature"),
                 )  # fmt: skip
@@ -451,6 +473,8 @@ def curve_tasks(params: ChainParams, vary: str, values: Sequence[float], *,
     variable = parse_variable(vary, params)
     values = path_values(variable, values)
     options = dict(options or {})
+    if optimise is not None:
+        optimise.check(params, variable.depth)
     if variable.depth:
         extend(params, max(values))  # validates
         return [ChainTask(params, (), ((),), ({},), tuple(values), "index", optimise,
@@ -558,6 +582,8 @@ class ChainPhaseSpec(ValueEquality):
         object.__setattr__(self, "y_values", tuple(path_values(vy, self.y_values, "y-values")))
         for variable in (vx, vy):
             _check_not_optimised(variable, self.optimise, self.params)
+        if self.optimise is not None:
+            self.optimise.check(self.params, vx.depth or vy.depth)
         names = tuple(v.name for v in (vx, vy) if not v.depth)
         grid = [(xv, yv) for yv in self.y_values for xv in self.x_values]
         depth = None

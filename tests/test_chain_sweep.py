@@ -143,6 +143,14 @@ def test_an_optimised_parameter_cannot_vary():
         curve_tasks(CHAIN, "stage1.lam", [0.1], optimise=ChainOptimise(("lam",)))
     with pytest.raises(ParameterError, match="over: 'eta'"):
         ChainOptimise(("eta",))
+    with pytest.raises(ParameterError, match="target: only with jointly"):
+        ChainOptimise(("lam",), target=1)
+    with pytest.raises(ParameterError, match="jointly: a joint optimum over K stages"):
+        curve_tasks(CHAIN, "K", [0, 1], optimise=ChainOptimise(("lam",), jointly=True))
+    with pytest.raises(ParameterError, match="target: the chain has stages 0..1"):
+        curve_tasks(CHAIN, "alpha", [2.0], optimise=ChainOptimise(jointly=True, target=2))
+    joint = ChainOptimise(("lam", "chi"), jointly=True, target=0)
+    assert joint.optimised(0, CHAIN.stages[0]) == ("lam",) and joint.optimised(1, Stage()) == ()
 
 
 # ----------------------------------------------------------------------------------------------

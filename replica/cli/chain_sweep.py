@@ -146,7 +146,8 @@ def curve_values(args: argparse.Namespace, variable) -> list:
 def optimise_spec(args: argparse.Namespace):
     from replica.chain_sweep import ChainOptimise
 
-    return ChainOptimise(tuple(filter(None, (n.strip() for n in args.over.split(",")))))
+    return ChainOptimise(tuple(filter(None, (n.strip() for n in args.over.split(",")))),
+                         jointly=args.jointly, target=args.target)
 
 
 def run_curve(args: argparse.Namespace, stages: list, optimise: bool = False) -> int:
