@@ -12,9 +12,12 @@ points (the points cost alike), and the CPU time of the process and its workers 
 workers estimates the wall time on as many quiet cores. Quote the printed ``loadavg`` with the
 numbers (the machine is shared).
 
-Known cost outlier (replica/chain.py, not the sweep): at alpha <= 1.5 (rho 0.3, flip 0.2) stage 3
-of this chain does not converge at lam near its optimum (alpha = 1, lam = 0.05: 10^4 iterations,
-55 s, status 1; alpha = 1.5: over 200 s), so the searches at small alpha take minutes per point.
+Known cost outlier (the chain's fixed points, not the sweep): at alpha <= 1.5 (rho 0.3, flip
+0.2) stage 3 of this chain does not converge at lam near its optimum (before the
+replica/chain_optimise.py merge: alpha = 1, lam = 0.05 took 10^4 iterations, 55 s, status 1;
+alpha = 1.5 over 200 s), and after it the two points alpha = 1, 1.5 still did not finish in
+280 s on 2 workers (load 2.4-3.7): ``--alpha 2 4`` measures the sweep where the chain is well
+behaved.
 """
 
 from __future__ import annotations
