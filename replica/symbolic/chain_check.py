@@ -40,6 +40,7 @@ CUTOFF = 10.0  # Gauss-Legendre pieces cover [-CUTOFF, CUTOFF] (Gaussian mass ou
 
 @dataclass(frozen=True)
 class _Loss:
+    value: object  # L(h, s_obs, h_prev)
     slope: object  # dL/dh (h, s_obs, h_prev)
     curvature: object  # d2L/dh2
     cross: object  # d2L/(dh dh_prev) (0 off the jump of a hard target)
@@ -54,7 +55,8 @@ def stage_numeric_loss(chi: float, kappa: float, T: float, target: str) -> _Loss
     slope = sp.diff(loss, sc.h)
     cross = sp.diff(slope, sc.h_prev).replace(sp.DiracDelta, lambda *_: 0)
     make = lambda e: sp.lambdify(args, e, "numpy")  # noqa: E731
-    return _Loss(make(slope), make(sp.diff(slope, sc.h)), make(cross), (1 - chi) + kappa / T)
+    return _Loss(make(loss), make(slope), make(sp.diff(slope, sc.h)), make(cross),
+                 (1 - chi) + kappa / T)  # fmt: skip
 
 
 def proximal_point(u, V, label, upstream, loss: _Loss, tol: float = 1e-14):
@@ -445,4 +447,75 @@ def check_chain(solution, method: str = "quadrature", *, inner: int = 24, outer:
     )
 
 
-__all__ = ["ChainCheck", "check_chain", "proximal_point", "stage_numeric_loss"]
+# ----------------------------------------------------------------------------------------------
+# The free entropy itself: its gradient at the fixed point, by central differences
+# ----------------------------------------------------------------------------------------------
+
+
+@cache
+def _free_entropy_analytic(k: int, blocks: tuple):
+    """Interaction and entropic terms of ``Phi_k``, lambdified (all their symbols)."""
+    expr = sc.interaction_term(k) + sc.entropic_term(k, blocks)
+    params = sorted(expr.free_symbols, key=str)
+    return params, sp.lambdify(params, expr, "math")
+
+
+def envelope_average(chain: _Chain, nodes: Nodes, k: int) -> float:
+    """``E[M_k(u_k)]`` with ``M = L_k(h*) + (h* - u)^2/(2 V_k)`` on stage ``k``'s nodes."""
+    V = chain.values[sc.stage_symbols(k).V]
+    u = chain.centre(nodes, k) + chain.L[k, k] * nodes.z[k]
+    loss, up = chain.losses[k], chain.upstream(nodes, k)
+    h = proximal_point(u, V, nodes.s_obs, up, loss)
+    envelope = loss.value(h, nodes.s_obs, up) + (h - u) ** 2 / (2.0 * V)
+    return float(np.sum(nodes.weight * envelope))
+
+
+def free_entropy(chain: _Chain, nodes: Nodes, k: int, values: dict,
+                 energetic: bool = True) -> float:  # fmt: skip
+    """``Phi_k`` (:func:`replica.symbolic.chain.chain_free_entropy`) at ``values`` (order
+    parameters, conjugates), its average on the fixed nodes ``nodes`` of stage ``k``; with
+    ``energetic=False`` only the interaction and entropic terms."""
+    import copy
+
+    widths, blocks = sc.support_structure([s.eta for s in chain.params.stages])
+    point = dict(values)
+    point.update({phi: w for (phi, _), w in zip(blocks, widths, strict=True)})
+    params, analytic = _free_entropy_analytic(k, blocks)
+    value = analytic(*(point[x] for x in params))
+    if not energetic:
+        return value
+    trial = copy.copy(chain)
+    trial.values = point
+    trial.L = cholesky_values(point, chain.K)
+    return value - point[alpha] * envelope_average(trial, nodes, k)
+
+
+def free_entropy_gradient(solution, *, inner: int = 24, outer: int = 32, side: int = 40,
+                          step: float = 1e-5) -> dict:  # fmt: skip
+    """``dPhi_k/dx`` for every order parameter and conjugate ``x`` of every stage ``k``, at
+    ``replica.chain``'s fixed point (its order parameters and its conjugates), by central
+    differences of :func:`free_entropy` on fixed nodes. Stage ``k``'s variables move only
+    ``u_k`` and the analytic terms, so the nodes (split at the earlier stages' roots) need not
+    move. Zero at a saddle point; a fixed bias is not a variable."""
+    chain = _Chain(solution)
+    levels = quadrature_levels(chain, inner, outer, side)
+    base = dict(chain.values)
+    base.update(chain_conjugates(solution))
+    out = {}
+    for k in range(chain.K + 1):
+        st = sc.stage_symbols(k)
+        variables = [x for x in st.order if x != st.b or solution.params.stages[k].bias == "free"]
+        for x in (*variables, *st.conjugates):
+            h = step * max(1.0, abs(base[x]))
+            up, down = dict(base), dict(base)
+            up[x] += h
+            down[x] -= h
+            moves_u = x in variables  # the conjugates are absent from the energetic term
+            value = (free_entropy(chain, levels[k], k, up, moves_u)
+                     - free_entropy(chain, levels[k], k, down, moves_u)) / (2.0 * h)
+            out[f"dPhi_{k}/d{x}"] = value
+    return out
+
+
+__all__ = ["ChainCheck", "check_chain", "free_entropy", "free_entropy_gradient",
+           "proximal_point", "stage_numeric_loss"]
