@@ -597,7 +597,6 @@ def student_reduction() -> dict:
 
 
 __all__ = [
-    "student_reduction",
     "ChainAverage",
     "StageMoreau",
     "StageResponse",
@@ -607,11 +606,18 @@ __all__ = [
     "chain_free_entropy",
     "chain_saddle_point",
     "cholesky",
-    "entropic_term",
     "energetic_term",
+    "entropic_term",
+    "integrate_by_parts",
     "interaction_term",
+    "stage_channel",
+    "stage_channel_curvature",
     "stage_loss",
+    "stage_prior",
+    "stage_saddle_point",
     "stage_symbols",
+    "student_reduction",
     "support_blocks",
+    "support_structure",
     "to_channel_symbols",
 ]
