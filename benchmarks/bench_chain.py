@@ -11,6 +11,9 @@ warm point K = 2 <= 0.5 s, K = 3 <= 5 s at |eps_g error| <= 1e-6):
 3. the quadrature error estimate of eps_g (refined rules, ``error_estimate=True``);
 4. stage-wise optimisation of every lam_k of a K = 3 chain at one alpha (target <= 60 s).
 
+Also chains with square and hinge stages (no target; a hinge stage's own direction is a
+composite rule of ~110 nodes split at its kink, against 20 Gauss-Hermite nodes).
+
 Quote the printed ``loadavg`` with the numbers (the machine is shared).
 """
 
@@ -29,6 +32,16 @@ CHAINS = {
     "K=3 hard, flip 0.3": (2.0, 0.5, 1.0, 0.3, [Stage(lam=0.1)] + [Stage(lam=0.1, **HARD)] * 3),
     "K=3 soft, flip 0.1": (2.0, 0.3, 1.0, 0.1, [Stage(lam=0.1)]
                            + [Stage(lam=0.1, chi=0.8, temperature=1.5)] * 3),
+    # Other rows of the loss table (docs/chains.md, "Losses of the table").
+    "K=2 square, hard, flip 0.2": (2.0, 0.3, 1.0, 0.2, [
+        Stage(lam=0.1, loss="square"), Stage(lam=0.1, chi=0.5, target="hard", loss="square"),
+        Stage(eta=0.6, lam=0.1, chi=0.8, temperature=2.0)]),
+    "K=1 hinge, flip 0.1": (2.0, 0.5, 1.0, 0.1, [
+        Stage(lam=0.1), Stage(eta=0.6, lam=0.1, chi=0.5, temperature=2.0, loss="hinge")]),
+    "K=2 hinge-square-hinge, flip 0.2": (2.0, 0.5, 1.0, 0.2, [
+        Stage(lam=0.1, loss="hinge"),
+        Stage(eta=0.6, lam=0.1, chi=0.5, target="hard", loss="square"),
+        Stage(lam=0.1, chi=0.5, loss="hinge")]),
 }  # fmt: skip
 
 

@@ -6,7 +6,8 @@ file with one ``[[stage]]`` table per stage, e.g.::
     kd-replica chain --alpha 2 --rho 0.5 --delta 1 --flip 0.2 --stage lam=0.1 \\
         --stage lam=0.1,chi=1,target=hard --stage lam=0.1,chi=1,target=hard --json
 
-Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
+Keys: ``eta``, ``loss`` (the label term: logistic|square|hinge, a row of the loss table
+:mod:`replica.losses`), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
@@ -47,7 +48,8 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--flip", type=number("flip"), default=0.0,
                    help="probability that a training label is flipped, in [0, 1/2) (default 0)")
     p.add_argument("--stage", action="append", default=None, metavar="KEY=VALUE,...",
-                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard")
+                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard; "
+                        "keys: " + ", ".join(KEYS) + " (loss: logistic, square or hinge)")
     p.add_argument("--stages-file", default=None, metavar="TOML",
                    help="a TOML file with one [[stage]] table per stage")
     p.add_argument("--n", type=integer("n", 10), default=1000,
@@ -95,10 +97,6 @@ def stage_from_mapping(index: int, items: dict):
     for key, value in items.items():
         if key not in KEYS:
             raise CliError(f"stage{index}.{key}: unknown key (one of {', '.join(KEYS)})")
-        if key == "loss":
-            if value != "logistic":
-                raise CliError(f"stage{index}.loss: only 'logistic' is available; got {value!r}")
-            continue
         if key == "T":
             key = "temperature"
         if key == "bias" and not isinstance(value, str):
@@ -250,17 +248,21 @@ def run(args: argparse.Namespace) -> int:
         return run_curve(args, stages)
     params = ChainParams(args.alpha, args.rho, args.delta, args.flip, tuple(stages))
     if args.action == "simulate":
+        from replica.cli.models import warn
         from simulations.chains import simulate_chain
 
         sim = simulate_chain(params, n=args.n, seeds=args.seeds, seed=args.seed,
                              progress=not args.quiet)  # fmt: skip
         if args.json:
             print_json(sim.to_dict())
+        else:
+            for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
+                rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
+                print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
+        if sim.converged:
             return 0
-        for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
-            rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
-            print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
-        return 0
+        warn(f"simulation status {sim.status}: {sim.message}")  # as for teacher/student
+        return 1
     solution = solve_chain(params.alpha, params.rho, params.delta, params.flip, stages)
     if args.json:
         print_json(solution.to_dict())
