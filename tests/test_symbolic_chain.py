@@ -100,6 +100,9 @@ CHAINS = {
     "non-nested supports, fixed bias": (1.5, 0.4, 0.8, 0.0, [
         Stage(eta=0.6, lam=0.2), Stage(eta=1.0, lam=0.1, chi=0.5, temperature=1.5),
         Stage(eta=0.4, lam=0.3, chi=0.8, target="hard", bias="fixed", bias_value=0.1)]),
+    "square label loss, flip 0.2": (2.0, 0.4, 1.0, 0.2, [
+        Stage(lam=0.5, loss="square"), Stage(lam=0.1, chi=0.6, temperature=1.5, loss="square"),
+        Stage(lam=0.1, chi=0.7, temperature=2.0)]),
 }  # fmt: skip
 RULES = dict(inner=20, outer=24, side=24, refine=4)
 

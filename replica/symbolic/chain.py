@@ -266,17 +266,20 @@ def to_channel_symbols(expr: sp.Expr) -> sp.Expr:
     return expr.replace(StageResponse, lambda k, *_: F[int(k)])
 
 
-def stage_loss(chi, kappa, T, target: str = "soft") -> sp.Expr:
-    """``L_k(h; s_obs, h_prev) = (1 - chi) CE(y_obs, sigma(h)) + kappa CE(t, sigma(h/T))``,
-    ``t = sigma(h_prev/T)`` (soft) or ``1[h_prev > 0]`` (hard), ``y_obs = (1 + s_obs)/2``
-    (docs/chains.md, "The model"). Stage 0: ``chi = kappa = 0``."""
+def stage_loss(chi, kappa, T, target: str = "soft", label_loss: str = "logistic") -> sp.Expr:
+    """``L_k(h; s_obs, h_prev) = (1 - chi) l(y_obs, h) + kappa CE(t, sigma(h/T))``,
+    ``t = sigma(h_prev/T)`` (soft) or ``1[h_prev > 0]`` (hard), ``y_obs = (1 + s_obs)/2``, ``l``
+    the logistic or square row of the loss table (:func:`replica.losses.symbolic_label_loss`;
+    docs/chains.md, "The model"). Stage 0: ``chi = kappa = 0``."""
+    from replica.losses import symbolic_label_loss
+
     if target not in ("soft", "hard"):
         raise ValueError(f"target must be 'soft' or 'hard'; got {target!r}")
+    if label_loss not in ("logistic", "square"):
+        raise ValueError(f"label_loss must be 'logistic' or 'square' (smooth); got {label_loss!r}")
     t = 1 / (1 + sp.exp(-h_prev / T)) if target == "soft" else sp.Heaviside(h_prev)
-    y_obs = (1 + s_obs) / 2
-    return (1 - chi) * (sp.log(1 + sp.exp(h)) - y_obs * h) + kappa * (
-        sp.log(1 + sp.exp(h / T)) - t * h / T
-    )
+    label = symbolic_label_loss(label_loss, h, s_obs, (1 + s_obs) / 2)
+    return (1 - chi) * label + kappa * (sp.log(1 + sp.exp(h / T)) - t * h / T)
 
 
 # ----------------------------------------------------------------------------------------------

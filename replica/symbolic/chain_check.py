@@ -44,13 +44,14 @@ class _Loss:
     slope: object  # dL/dh (h, s_obs, h_prev)
     curvature: object  # d2L/dh2
     cross: object  # d2L/(dh dh_prev) (0 off the jump of a hard target)
-    bound: float  # sup |dL/dh|
+    bound: float  # initial half-width of the bracket (sup |dL/dh| for the logistic loss)
 
 
 @cache
-def stage_numeric_loss(chi: float, kappa: float, T: float, target: str) -> _Loss:
+def stage_numeric_loss(chi: float, kappa: float, T: float, target: str,
+                       label_loss: str = "logistic") -> _Loss:  # fmt: skip
     """Lambdified derivatives of :func:`~replica.symbolic.chain.stage_loss`."""
-    loss = sc.stage_loss(sp.Float(chi), sp.Float(kappa), sp.Float(T), target)
+    loss = sc.stage_loss(sp.Float(chi), sp.Float(kappa), sp.Float(T), target, label_loss)
     args = (sc.h, sc.s_obs, sc.h_prev)
     slope = sp.diff(loss, sc.h)
     cross = sp.diff(slope, sc.h_prev).replace(sp.DiracDelta, lambda *_: 0)
@@ -61,8 +62,16 @@ def stage_numeric_loss(chi: float, kappa: float, T: float, target: str) -> _Loss
 
 def proximal_point(u, V, label, upstream, loss: _Loss, tol: float = 1e-14):
     """``h* = argmin_h (h - u)^2/(2V) + L(h)``: Newton on ``g(h) = h - u + V L'(h)`` (increasing,
-    ``g' >= 1``) kept inside the bracket ``[u - V B, u + V B]``, ``B = sup |L'|``."""
+    ``g' >= 1``) kept inside a bracket, first ``[u - V B, u + V B]``, widened until it holds the
+    root (for the logistic loss ``B = sup |L'|`` and it always does)."""
     lo, hi = u - V * loss.bound, u + V * loss.bound
+    for _ in range(60):
+        low = lo - u + V * loss.slope(lo, label, upstream) > 0
+        high = hi - u + V * loss.slope(hi, label, upstream) < 0
+        if not (np.any(low) or np.any(high)):
+            break
+        width = hi - lo
+        lo, hi = np.where(low, lo - width, lo), np.where(high, hi + width, hi)
     x = np.clip(u - V * loss.slope(u, label, upstream), lo, hi)
     for _ in range(200):
         g = x - u + V * loss.slope(x, label, upstream)
@@ -163,6 +172,9 @@ class _Chain:
         p = solution.params
         if p.stages[0].teacher != "trained":
             raise ValueError("the symbolic check covers a trained stage 0 only")
+        losses = {getattr(s, "loss", "logistic") for s in p.stages}
+        if not losses <= {"logistic", "square"}:
+            raise ValueError(f"the symbolic check covers smooth label losses only; got {losses}")
         self.K = len(p.stages) - 1
         self.params = p
         self.values = order_values(solution)
@@ -170,7 +182,8 @@ class _Chain:
         self.losses = []
         for k, stage in enumerate(p.stages):
             chi, kappa = (0.0, 0.0) if k == 0 else (stage.chi, stage.kd_weight)
-            self.losses.append(stage_numeric_loss(chi, kappa, stage.temperature, stage.target))
+            self.losses.append(stage_numeric_loss(chi, kappa, stage.temperature, stage.target,
+                                                  getattr(stage, "loss", "logistic")))
         self.hard = [False] + [s.hard for s in p.stages[1:]]
 
     def centre(self, nodes: Nodes, k: int) -> np.ndarray:
