@@ -12,8 +12,9 @@ Keys: ``eta``, ``loss`` (the label term: logistic|square|hinge, a row of the los
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
 the stages of one solve are also the curve over the number of stages. ``chain optimise``: the
-best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones (gradients
-through the fixed point).
+best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones, or with
+``--jointly`` of every stage at once for the ``eps_g`` of the last (``--target K``) stage
+(gradients through the fixed points, replica/chain_optimise.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("action", nargs="?", choices=("solve", "simulate", "optimise"),
                    default="solve",
                    help="solve the replica theory (default), simulate at finite N, or optimise "
-                        "each stage's lam given the earlier stages")
+                        "each stage's lam given the earlier stages (or all jointly)")
     p.add_argument("--alpha", type=number("alpha", check_positive), default=2.0,
                    help="sample ratio M/N > 0 (default 2)")
     p.add_argument("--rho", type=number("rho", check_open_unit), default=0.5,
@@ -66,6 +67,12 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--over", default="lam", metavar="NAMES",
                    help="for 'optimise': the stage parameters to optimise, among lam, chi, "
                         "temperature (comma-separated; default lam)")
+    p.add_argument("--jointly", action="store_true",
+                   help="for 'optimise': minimise the target stage's eps_g over the parameters "
+                        "of every stage up to it at once (default: stage by stage)")
+    p.add_argument("--target", type=integer("target", 0), default=None, metavar="K",
+                   help="for 'optimise --jointly': the stage whose eps_g is minimised "
+                        "(default the last)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(p)
     p.set_defaults(handler=run)
@@ -218,10 +225,31 @@ def run_optimise(args: argparse.Namespace, stages: list) -> int:
     for name in over:
         if name not in OPTIMISABLE:
             raise CliError(f"over: {name!r} is not one of {', '.join(OPTIMISABLE)}")
-    solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
-                                              stages, over=over)  # fmt: skip
+    target = args.target
+    if target is not None and not args.jointly:
+        raise CliError("target: only with --jointly (stage-wise, every stage is optimised)")
+    if target is not None and target >= len(stages):
+        raise CliError(f"target: the chain has stages 0..{len(stages) - 1}; got {target}")
+    if args.jointly:
+        target = len(stages) - 1 if target is None else target
+    from replica.cli.common import progress
+
+    bar = progress(desc="chain optimise (evaluations)", quiet=args.quiet)
+
+    def tick(stage: int, eps: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"stage{stage}.eps_g={eps:.6f}", refresh=False)
+
+    try:
+        solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
+                                                  stages, over=over, jointly=args.jointly,
+                                                  target=target, callback=tick)  # fmt: skip
+    finally:
+        bar.close()
     if args.json:
         data = solution.to_dict()
+        data["jointly"] = bool(args.jointly)
+        data["target"] = target
         data["optimal_lam"] = [s.lam for s in best]
         data["optimal"] = [{n: getattr(s, n) for n in OPTIMISABLE} for s in best]
         data["optimiser_success"] = [None if r is None else bool(r.success) for r in results]
@@ -231,7 +259,9 @@ def run_optimise(args: argparse.Namespace, stages: list) -> int:
         for st, opt in zip(solution.stages, best, strict=True):
             rows += [(f"stage{st.index}.{n}", getattr(opt, n)) for n in OPTIMISABLE]
             rows.append((f"stage{st.index}.eps_g", st.eps_g))
-        print(format_table(rows, title=f"stage-wise optimum over {', '.join(over)}"))
+        kind = (f"joint optimum of stage{target}.eps_g" if args.jointly
+                else "stage-wise optimum")  # fmt: skip
+        print(format_table(rows, title=f"{kind} over {', '.join(over)}"))
     ok = solution.converged and all(r is None or r.success for r in results)
     return 0 if ok else 1
 
@@ -240,6 +270,9 @@ def run(args: argparse.Namespace) -> int:
     from replica.chain import ChainParams, solve_chain
 
     stages = stages_from_args(args)
+    if args.action != "optimise" and (args.jointly or args.target is not None):
+        name = "jointly" if args.jointly else "target"
+        raise CliError(f"{name}: only with 'chain optimise'")
     if args.action == "optimise":
         return run_optimise(args, stages)
     if args.vary is not None:
