@@ -120,6 +120,11 @@ def prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, cq, h0, g0, lo_lim, hi_lim, h_
         if lo < h_newton < hi and abs(newton) <= 0.5 * abs(step_before_last):
             step_before_last, step = step, newton
             h = h_newton
+        elif abs(newton) <= PROX_TOL * (1.0 + abs(h)):
+            # Converged: a step below the tolerance that rounding put on the bracket's edge
+            # (h - newton == h, which is one end of the bracket). Bisecting the rest of the
+            # bracket from here would take ~30 steps to come back within an ulp of h.
+            return h_newton, curvature
         else:
             # Newton would leave the bracket or is not contracting (it can cycle when the
             # loss curvature changes fast): bisect instead.
