@@ -180,26 +180,34 @@ def adaptive_gaussian_rule(
     return GaussHermite(nodes=nodes, weights=weights, estimated_error=float(err.sum()))
 
 
-def rule_resolves(probe, n_nodes: int, *, tol: float = 1e-10) -> bool:
+def rule_resolves(probe, n_nodes: int, *, tol: float = 1e-10,
+                  coarse: np.ndarray | None = None) -> bool:  # fmt: skip
     """Whether the ``n_nodes`` and ``2 n_nodes`` Gauss-Hermite averages of ``probe`` agree
-    within ``tol`` (the check of :func:`resolved_rule`)."""
+    within ``tol`` (the check of :func:`resolved_rule`).
+
+    ``coarse``: the values of ``probe`` at the ``n_nodes`` rule's nodes when the caller has
+    them already (``probe`` is then called on the finer rule only).
+    """
     rule = gauss_hermite(int(n_nodes))
     fine = gauss_hermite(2 * int(n_nodes))
-    coarse_avg = np.atleast_2d(probe(rule.nodes)) @ rule.weights
+    values = probe(rule.nodes) if coarse is None else coarse
+    coarse_avg = np.atleast_2d(values) @ rule.weights
     fine_avg = np.atleast_2d(probe(fine.nodes)) @ fine.weights
     return bool(np.all(np.abs(coarse_avg - fine_avg) <= tol))
 
 
 def resolved_rule(
-    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48
-) -> GaussHermite:
+    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48,
+    coarse: np.ndarray | None = None,
+) -> GaussHermite:  # fmt: skip
     """The ``n_nodes`` Gauss-Hermite rule if it resolves ``probe``, else an adaptive rule.
 
     "Resolves" means that the averages of ``probe`` under the ``n_nodes`` and ``2 n_nodes``
-    rules agree within ``tol`` (one cheap extra evaluation). Smooth integrands therefore keep
-    the Gauss-Hermite rule (and their results bit for bit), while integrands with a kink get
+    rules agree within ``tol`` (one cheap extra evaluation; ``coarse`` as in
+    :func:`rule_resolves`). Smooth integrands therefore keep the Gauss-Hermite rule (and
+    their results bit for bit), while integrands with a kink get
     :func:`adaptive_gaussian_rule` with the same tolerance.
     """
-    if rule_resolves(probe, n_nodes, tol=tol):
+    if rule_resolves(probe, n_nodes, tol=tol, coarse=coarse):
         return gauss_hermite(int(n_nodes))
     return adaptive_gaussian_rule(probe, tol=tol, max_panels=max_panels)

@@ -121,3 +121,31 @@ def test_large_gauss_hermite_rule_is_refused():
         gauss_hermite(400)
     rule = gauss_hermite(360)
     assert np.all(np.isfinite(rule.weights))
+
+
+def split_order_scratch(order: int) -> tuple:
+    """Work arrays of the channel whose kink-split rules have Gauss-Legendre order ``order``."""
+    return channel_scratch(0, order)
+
+
+def test_hinge_with_distillation_at_small_ridge_checks_its_kink_split_rule():
+    # Hinge label term plus a distillation term, lam_s = 1e-6 near interpolation (V ~ 3e6):
+    # the distillation term bends the proximal map over a width ~T on either side of the
+    # hinge's kink, which order-10 panels do not resolve. Before the z2 check applied to
+    # kinked losses the answer left a residual of 1e-5 in the map on order-40 panels.
+    point = dict(alpha=0.9, loss="hinge", chi=0.9, lam_s=1e-6, delta=8.0, eta=0.9,
+                 temperature=0.3, teacher="bayes")  # fmt: skip
+    sol = solve_student(**point)
+    assert sol.converged
+    p, t = sol.params, sol.teacher
+    r1, r2 = sol.quadrature, sol.quadrature_z2
+    fields = t.node_fields(r1.nodes)
+    p_pos, p_neg = p.targets
+    for order in (40, 80):
+        fx = np.array(student_map(
+            *sol.state, p.alpha, p.rho, p.delta, p.eta, p.lam_s, t.m, t.q, t.V, *fields,
+            LOSS_KINDS[p.loss], p_pos, p_neg, p.chi, p.temperature, p.kd_weight,
+            r1.nodes, r1.weights, r2.nodes, r2.weights, np.zeros(0), np.zeros(0),
+            split_order_scratch(order),
+        ))  # fmt: skip
+        assert relative_residual(sol.state, fx) < 1e-9
