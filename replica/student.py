@@ -66,6 +66,7 @@ from replica.params import (
 from replica.prior import ridge_student_prior
 from replica.stages import TEACHER_KINDS, NodeFields, teacher_kind
 from replica.teacher import (
+    EXP_SAFE,
     QUADRATURE_TOL,
     UNRESOLVED_FACTOR,
     TeacherSolution,
@@ -586,12 +587,19 @@ def solve_student(
     def to_internal(x: np.ndarray) -> np.ndarray:
         # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
         # (In units of ``unit``, in which q~ is unchanged: S^2/q~ scales like q.)
+        residual = x[1] - x[2] ** 2 / q_t
+        if residual > 0.0 and x[3] > 0.0:  # (the usual case: no floating-point state to set)
+            return np.array([x[0], np.log(residual), x[2], np.log(x[3]), x[4], x[5]])
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
+            return np.array([x[0], np.log(residual), x[2], np.log(x[3]), x[4], x[5]])
 
     def from_internal(y: np.ndarray) -> np.ndarray:
+        if y[1] < EXP_SAFE and y[3] < EXP_SAFE:
+            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4],
+                             y[5]])  # fmt: skip
         with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
-            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
+            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4],
+                             y[5]])  # fmt: skip
 
     default = default_student_start(params, tsol)
     report, total = solve_with_continuation(iterate, params.lam_s, default, initial)

@@ -224,13 +224,21 @@ class TeacherSolution(ValueEquality, ReportedSolution):
 
 def teacher_to_internal(x: np.ndarray) -> np.ndarray:
     """Unconstrained coordinates ``(m, log q, log V, b)`` for the iteration."""
+    if x[1] > 0.0 and x[2] > 0.0:  # (the usual case: no floating-point state to set)
+        return np.array([x[0], np.log(x[1]), np.log(x[2]), x[3]])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.array([x[0], np.log(x[1]), np.log(x[2]), x[3]])
 
 
 def teacher_from_internal(y: np.ndarray) -> np.ndarray:
+    if y[1] < EXP_SAFE and y[2] < EXP_SAFE:
+        return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
     with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
         return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
+
+
+# exp(x) is finite below 709.78: the transforms skip numpy's error-state context there.
+EXP_SAFE = 700.0
 
 
 def default_teacher_start(params: TeacherParams) -> np.ndarray:
