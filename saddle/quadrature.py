@@ -107,7 +107,7 @@ def adaptive_gaussian_rule(
     exceeds its equal share of ``tol`` is bisected (worst first when the budget of
     ``max_panels`` would be exceeded), until the estimated total error is below ``tol``.
     Each level evaluates ``probe`` once on all the new nodes (sorted), so the cost is a few
-    vectorised calls.
+    vectorised calls; a bisected panel's halves keep the estimates computed for its error.
 
     Parameters
     ----------
@@ -143,16 +143,22 @@ def adaptive_gaussian_rule(
         values[:, order_idx] = sorted_values
         return (values.reshape(values.shape[0], *z.shape) * wz[None]).sum(axis=2)
 
-    def errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def errors(a: np.ndarray, b: np.ndarray, whole: np.ndarray | None = None) -> tuple:
+        """Error estimates of the panels ``[a, b]`` and the estimates of their two halves
+        (``whole``: the panels' own estimates, when known from their parent's halves)."""
         mid = 0.5 * (a + b)
-        whole = estimates(np.concatenate([a, a, mid]), np.concatenate([b, mid, b]))
         n = a.size
-        diff = whole[:, :n] - whole[:, n : 2 * n] - whole[:, 2 * n :]
-        return np.max(np.abs(diff), axis=0)
+        if whole is None:
+            parts = estimates(np.concatenate([a, a, mid]), np.concatenate([b, mid, b]))
+            whole, parts = parts[:, :n], parts[:, n:]
+        else:
+            parts = estimates(np.concatenate([a, mid]), np.concatenate([mid, b]))
+        left, right = parts[:, :n], parts[:, n:]
+        return np.max(np.abs(whole - left - right), axis=0), left, right
 
     edges = np.linspace(-cutoff, cutoff, initial_panels + 1)
     a, b = edges[:-1].copy(), edges[1:].copy()
-    err = errors(a, b)
+    err, left, right = errors(a, b)
     while a.size < max_panels and err.sum() > tol:
         share = tol / a.size
         split = np.flatnonzero(err > share)
@@ -166,9 +172,15 @@ def adaptive_gaussian_rule(
         mid = 0.5 * (a[split] + b[split])
         new_a = np.concatenate([a[split], mid])
         new_b = np.concatenate([mid, b[split]])
+        # The halves' estimates were computed with their parents' errors: only their own
+        # halves are new (each level evaluates the probe on 2 sub-panels per new panel, not 3).
+        new_whole = np.concatenate([left[:, split], right[:, split]], axis=1)
+        new_err, new_left, new_right = errors(new_a, new_b, new_whole)
         a = np.concatenate([a[keep], new_a])
         b = np.concatenate([b[keep], new_b])
-        err = np.concatenate([err[keep], errors(new_a, new_b)])
+        err = np.concatenate([err[keep], new_err])
+        left = np.concatenate([left[:, keep], new_left], axis=1)
+        right = np.concatenate([right[:, keep], new_right], axis=1)
     order_idx = np.argsort(a)
     a, b = a[order_idx], b[order_idx]
     rules = [_panel_rule(lo, hi, order) for lo, hi in zip(a, b, strict=True)]
