@@ -139,15 +139,26 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
+    out = teacher_map_averages(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z,
+                               wz, scratch)  # fmt: skip
+    return out[0], out[1], out[2], out[3]
+
+
+@njit(cache=True)
+def teacher_map_averages(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz,
+                         scratch):  # fmt: skip
+    """:func:`teacher_map` and the channel averages it used at ``(m, q, V, b)``:
+    ``(m', q', V', b', E[s f], E[f^2], E[g], E[f])`` (NaN outside the domain)."""
+    nan = np.nan
     if not (q > 0.0 and V > 0.0):
-        return np.nan, np.nan, np.nan, np.nan
+        return nan, nan, nan, nan, nan, nan, nan, nan
     esf, ef2, eg, ef = teacher_channel_averages(
         m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz, scratch
     )
     mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, alpha, delta)
     m_new, q_new, V_new = ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta)
     b_new = limited_bias_step(b, ef, eg, 1.0 + 2.0 * math.sqrt(delta * q))
-    return m_new, q_new, V_new, b_new
+    return m_new, q_new, V_new, b_new, esf, ef2, eg, ef
 
 
 @dataclass(frozen=True, eq=False)
@@ -281,20 +292,25 @@ HOMOTOPY_FLOOR = 1e-10
 
 
 def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndarray, *,
-                     tol: float, damping: float, max_iter: int) -> FixedPointResult:  # fmt: skip
+                     tol: float, damping: float, max_iter: int,
+                     last: dict | None = None) -> FixedPointResult:  # fmt: skip
+    """Solve on ``rule`` from ``initial``; ``last`` (if given) receives the last evaluated
+    point ``"x"``, its channel averages ``"averages"`` and the ``"rule"``."""
     z, wz = rule.nodes, rule.weights
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[params.loss]
     lam = params.lam
     scratch = channel_scratch(z.size)
+    last = {} if last is None else last
+    last["rule"] = rule
 
     def update(x: np.ndarray) -> np.ndarray:
-        return np.array(
-            teacher_map(
-                x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
-                loss_kind, p_pos, p_neg, z, wz, scratch,
-            )  # fmt: skip
-        )
+        out = teacher_map_averages(
+            x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
+            loss_kind, p_pos, p_neg, z, wz, scratch,
+        )  # fmt: skip
+        last["x"], last["averages"] = x, out[4:]
+        return np.array(out[:4])
 
     return solve_fixed_point(
         update, initial, damping=damping, tol=tol, max_iter=max_iter,
@@ -439,11 +455,12 @@ def solve_teacher(
     if adapt_quadrature and warm and np.all(np.isfinite(initial)):
         # Along a sweep the previous solution tells which rule the fields need.
         rule = resolved_rule(teacher_probe(params, initial), n_nodes, tol=QUADRATURE_TOL)
-    options = dict(tol=tol, damping=damping, max_iter=max_iter)
+    last: dict = {}  # the last map evaluation: its averages are the final ones when at report.x
+    options = dict(tol=tol, damping=damping, max_iter=max_iter, last=last)
     report = _iterate_teacher(params, rule, initial, **options)
     total = report.nit
     if not report.converged:
-        retry = _teacher_homotopy(params, n_nodes, **options)
+        retry = _teacher_homotopy(params, n_nodes, tol=tol, damping=damping, max_iter=max_iter)
         total += retry.nit
         if retry.converged:
             report, rule = retry, gauss_hermite(n_nodes)
@@ -471,9 +488,12 @@ def solve_teacher(
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
     scratch = channel_scratch(z.size)
-    esf, ef2, eg, _ = teacher_channel_averages(
-        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
-    )
+    if last.get("rule") is rule and np.array_equal(last.get("x"), report.x):
+        esf, ef2, eg, _ = last["averages"]
+    else:
+        esf, ef2, eg, _ = teacher_channel_averages(
+            m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
+        )
     mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, params.alpha, params.delta)
     train_loss, train_error = teacher_training_observables(
         m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
