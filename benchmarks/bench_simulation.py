@@ -82,6 +82,15 @@ def bench_sweeps(n: int = 1000) -> None:
     report(f"student alpha sweep N={n}, 10 values, lam_s=1e-4", seconds, _work_curve(curve))
 
 
+def bench_blas_threads(n: int = 1000) -> None:
+    """The API's ``blas_threads`` (default 1) against the process's own BLAS threads (None)."""
+    for threads in (1, None):
+        result, seconds = timed(simulate_student, 3.0, lam_s=1e-4, n=n, seeds=2,
+                                blas_threads=threads)  # fmt: skip
+        report(f"simulate_student N={n} alpha=3, 2 seeds, blas_threads={threads}", seconds,
+               _work(result))  # fmt: skip
+
+
 def _work(result) -> str:
     return f"iter={result.mean['n_iter']:.0f} converged={result.mean['converged']:.0f}"
 
@@ -98,6 +107,7 @@ def main() -> None:
     bench_fits()
     bench_seeds()
     bench_sweeps()
+    bench_blas_threads()
 
 
 if __name__ == "__main__":

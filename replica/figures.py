@@ -41,6 +41,7 @@ import numpy as np
 from replica.errors import bayes_optimal_error
 from replica.params import GaussianMixture, ParameterError
 from replica.sweep import Optimise, path_tasks, rows_to_columns
+from replica.tables import FORMER_COLUMNS
 
 UNREG = 1e-5
 FIGURE_SEGMENT = 25
@@ -772,7 +773,8 @@ def compute_figure(
                 "values": [repr(v) for v in s.values], "fixed": s.fixed,
                 "optimise": None if s.optimise is None else s.optimise.to_dict(),
                 "segment": segment}  # fmt: skip
-        jobs.append((s, tasks, CsvJournal(data / f"{s.name}.csv", ("index",), meta)))
+        jobs.append((s, tasks, CsvJournal(data / f"{s.name}.csv", ("index",), meta,
+                                          renamed=FORMER_COLUMNS)))
     total = sum(len(group[0].values) for group in groups)
     bar = progress_factory(total, f"figure {spec.number}") if progress_factory else None
     theory = {}
@@ -902,7 +904,8 @@ def refine_figure(spec: FigureSpec, theory: dict, data: Path, *, executor=None,
                 continue
             meta = {"figure": spec.number, "series": s.name, "round": k,
                     "values": [repr(v) for v in new], "fixed": s.fixed}  # fmt: skip
-            journal = CsvJournal(data / f"{s.name}_refine{k}.csv", ("index",), meta)
+            journal = CsvJournal(data / f"{s.name}_refine{k}.csv", ("index",), meta,
+                                 renamed=FORMER_COLUMNS)
             journals[s.name] = journal
             tasks = path_tasks(s.model, s.vary, tuple(new), s.fixed, segment=segment)
             done = journal.done

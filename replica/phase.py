@@ -15,8 +15,9 @@ Quantities
   optimal error in ``eps_g``;
 - ``student.chi_star``: the mixing ``chi`` in ``[0, 1]`` minimising the student's ``eps_g``;
 - ``kd_gain``: ``eps_KD - min_lam eps_ridge``, the student's error minus that of the best
-  ridge-regularised student trained on the labels at the same ``(alpha, rho, delta, eta)``
-  (negative where distillation beats every direct ridge; its zero contour is drawn).
+  ridge-regularised student trained on the labels at the same ``(alpha, rho, delta, eta)``,
+  label smoothing and label loss (negative where distillation beats every direct ridge; its
+  zero contour is drawn).
 
 Threshold lines (:mod:`replica.thresholds`) are overlaid where an axis is ``alpha``:
 ``alpha_I = eta``, ``alpha_S`` and ``alpha~_S`` as functions of the other axis.

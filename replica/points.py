@@ -86,6 +86,8 @@ def point_solver(model: str, vary: str, fixed: dict) -> PointSolver:
 
 
 DIRECT_VARIABLES = ("alpha", "rho", "delta", "eta", "lam_s", "smoothing")
+#: The direct student's parameters: its variables and its (label) loss.
+DIRECT_PARAMETERS = (*DIRECT_VARIABLES, "loss")
 
 
 def direct_solver(fixed: dict) -> PointSolver:
@@ -93,15 +95,15 @@ def direct_solver(fixed: dict) -> PointSolver:
     with the teacher problem at ``(alpha/eta, delta/eta, lam_s/eta^2)``
     (docs/saddle_point.md §7; the same ``m``, ``b`` and ``eps_g``, and ``q = q_teacher / eta``).
     Model name ``"direct"``."""
-    base = {name: default(name) for name in DIRECT_VARIABLES if name != "alpha"}
-    base.update({k: v for k, v in fixed.items() if k in DIRECT_VARIABLES})
+    base = {name: default(name) for name in DIRECT_PARAMETERS if name != "alpha"}
+    base.update({k: v for k, v in fixed.items() if k in DIRECT_PARAMETERS})
     options = {k: v for k, v in fixed.items()
-               if k not in DIRECT_VARIABLES and k not in StudentParams.__dataclass_fields__}
+               if k not in DIRECT_PARAMETERS and k not in StudentParams.__dataclass_fields__}
 
     def solve_direct_point(values: dict, previous):
         p = {**base, **values}
         params = StudentParams(p["alpha"], p["rho"], p["delta"], p["eta"], lam_s=p["lam_s"],
-                               chi=0.0, smoothing=p["smoothing"])  # validates
+                               chi=0.0, smoothing=p["smoothing"], loss=p["loss"])  # validates
         eta = params.eta
         alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(params.alpha, params.delta, eta,
                                                                params.lam_s)  # fmt: skip
@@ -152,11 +154,14 @@ def minimise(solve: PointSolver, values: dict, previous, spec):
 
 
 def best_direct_ridge(alpha: float, rho: float = default("rho"), delta: float = default("delta"),
-                      eta: float = default("eta"), smoothing: float = default("smoothing"), *,
-                      lower: float = 1e-5, upper: float = 10.0) -> tuple[float, float]:  # fmt: skip
+                      eta: float = default("eta"), smoothing: float = default("smoothing"),
+                      loss: str = default("loss"), *, lower: float = 1e-5,
+                      upper: float = 10.0) -> tuple[float, float]:  # fmt: skip
     """``(lam*, eps*)``: the student trained on the labels (``chi = 0``) at its best ``lam_s``.
 
-    Uses the exact equivalence of the ``chi = 0`` student with the teacher problem at
+    ``loss`` is the student's label loss (a row of :mod:`replica.losses`): the baseline of a
+    distilled student is the same student without its teacher. Uses the exact equivalence of
+    the ``chi = 0`` student with the teacher problem of that loss at
     ``(alpha/eta, delta/eta, lam_s/eta^2)`` (docs/saddle_point.md §7), and a bounded search in
     ``log10 lam_s`` over ``[lower, upper]`` (boundaries included).
     """
@@ -168,8 +173,8 @@ def best_direct_ridge(alpha: float, rho: float = default("rho"), delta: float = 
     def error(u: float) -> float:
         if u not in cache:
             alpha_eq, delta_eq, lam_eq = sparse_equivalent_problem(alpha, delta, eta, 10.0**u)
-            sol = solve_teacher(alpha_eq, rho, delta_eq, lam_eq, smoothing, initial=state[0],
-                                warn=False)  # fmt: skip
+            sol = solve_teacher(alpha_eq, rho, delta_eq, lam_eq, smoothing, loss=loss,
+                                initial=state[0], warn=False)  # fmt: skip
             if sol.converged:
                 state[0] = sol.state
             cache[u] = sol.eps_g if sol.converged else math.inf

@@ -268,6 +268,34 @@ def student_map(
     return m_n, q_n, S_n, V_n, VS_n, b_n
 
 
+@njit(cache=True)
+def student_node_fields(kind, m, b, V, V_S, sd_1, sd_2, p_pos, p_neg, c, k, T,
+                        teacher_h, teacher_f, z1, z2, h_out, f_out, r_out, g_out):  # fmt: skip
+    """A solved student's ``h*, f, r, g`` on the grid ``(z1, z2)`` of its two directions.
+
+    The student's cavity field on a sample of class ``s`` is
+    ``om = s m + b + sd_1 z1 + sd_2 z2`` and its proximal step (mixture loss of
+    :func:`replica.losses.mixture_prox`, label weight ``c``, distillation weight ``k``) is
+    taken at ``om + V_S f~(z1)`` against the target ``sigma(h~*(z1) / T)``
+    (docs/saddle_point.md §3). Fills the ``(2, len(z1), len(z2))`` outputs; along ``z2`` each
+    proximal solve starts from the previous node's ``h*``.
+    """
+    for cls in range(2):
+        s = 1.0 if cls == 0 else -1.0
+        target = p_pos if cls == 0 else p_neg
+        for i in range(z1.size):
+            t = kd_target(teacher_h[cls, i], T)
+            centre = s * m + b + sd_1 * z1[i] + V_S * teacher_f[cls, i]
+            hj = centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                hj, d, gj, _ = mixture_prox(kind, omega, V, s, target, c, k, T, t, hj)
+                h_out[cls, i, j] = hj
+                f_out[cls, i, j] = (hj - omega) / V
+                r_out[cls, i, j] = 1.0 / d
+                g_out[cls, i, j] = gj
+
+
 @dataclass(frozen=True, eq=False)
 class StudentSolution(ValueEquality, ReportedSolution):
     """Replica prediction for the distilled student (and its teacher).
@@ -338,23 +366,16 @@ class StudentSolution(ValueEquality, ReportedSolution):
         z2 = np.ascontiguousarray(z2, dtype=float)
         p = self.params
         teacher = self.teacher.node_fields(z1)
-        kind, c, k, T = LOSS_KINDS[p.loss], 1.0 - p.chi, p.kd_weight, p.temperature
         sd_1 = math.sqrt(p.delta) * self.S / math.sqrt(self.teacher.q)
         sd_2 = math.sqrt(p.delta * max(self.q - self.S**2 / self.teacher.q, 0.0))
         shape = (2, z1.size, z2.size)
         h, f, r, g = (np.empty(shape) for _ in range(4))
-        for cls, ((s, target), t_h, t_f) in enumerate(
-            zip(((1.0, p.targets[0]), (-1.0, p.targets[1])), teacher.h, teacher.f, strict=True)
-        ):
-            for i in range(z1.size):
-                t = kd_target(t_h[i], T)
-                centre = s * self.m + self.b + sd_1 * z1[i] + self.V_S * t_f[i]
-                hj = centre
-                for j in range(z2.size):
-                    omega = centre + sd_2 * z2[j]
-                    hj, d, gj, _ = mixture_prox(kind, omega, self.V, s, target, c, k, T, t, hj)
-                    h[cls, i, j], f[cls, i, j] = hj, (hj - omega) / self.V
-                    r[cls, i, j], g[cls, i, j] = 1.0 / d, gj
+        p_pos, p_neg = p.targets
+        student_node_fields(
+            LOSS_KINDS[p.loss], float(self.m), float(self.b), float(self.V), float(self.V_S),
+            sd_1, sd_2, float(p_pos), float(p_neg), 1.0 - p.chi, float(p.kd_weight),
+            float(p.temperature), teacher.h, teacher.f, z1, z2, h, f, r, g,
+        )  # fmt: skip
         return NodeFields(h, f, r, g)
 
     def student_dict(self) -> dict:
@@ -670,6 +691,7 @@ class _StudentGrid:
                  teacher_resolved: bool = True) -> None:  # fmt: skip
         self.rule1, self.rule2, self.fields = rule1, rule2, fields
         self.split_order = 0
+        self.adapted1 = self.adapted2 = False  # whether the student adapted rule1 / rule2
         self.teacher_resolved = teacher_resolved
         self.kink_order = KINK_ORDERS[0]
         self.scratch = channel_scratch(SPLIT_ORDERS[-1] + 1, self.kink_order)
@@ -800,8 +822,9 @@ def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
     """A-posteriori quadrature control of the student's fixed point (both directions).
 
     At the converged state the rules are checked (:func:`_adapt_student_rules`) and, if one
-    changed, the fixed point is re-solved from the state on the new rules, until the rules
-    adapted at the solution are the rules it was solved on, or the solution moves by less than
+    changed, the fixed point is re-solved from the state on the new rules, until the rules it
+    was solved on resolve the channel at the solution (they are the rules adapted there, or
+    agree with them, :func:`_still_resolves`), or the solution moves by less than
     ``QUADRATURE_STATE_TOL`` (relative). Where the Gauss-Hermite rules resolve the channel
     nothing changes (bit for bit). Returns the final report, flagged status 4 if the rules
     could not be made to resolve the channel, and the number of extra map evaluations.
@@ -878,11 +901,15 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
             coarse2 = current.out2  # probe2 on the current grid (rule1 x GH(n2), no split)
         if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL, coarse=coarse2):
             grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
+            grid.adapted2 = False
         elif not kinked:
             new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS,
                                  coarse=coarse2)  # fmt: skip
-            if not _same_rule(new2, grid.rule2):
-                grid.rule2, changed = new2, True
+            known = current.out2 if not changed and current.key[2] is grid.rule2 else None
+            if not _same_rule(new2, grid.rule2) and not (
+                    grid.adapted2 and _still_resolves(probe2, grid.rule2, new2,
+                                                      known)):  # fmt: skip
+                grid.rule2, grid.adapted2, changed = new2, True, True
     if grid.split_order > 0:
         reuse = None if changed else current
         order = _converged_split_order(params, tsol, state, grid, reuse)
@@ -906,10 +933,40 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
         # The teacher's rows of probe1 are not resolved by the Gauss-Hermite rule (that is
         # why rule1 is adaptive): resolved_rule would find so again and build this rule.
         new1 = adaptive_gaussian_rule(probe1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
-    if not _same_rule(new1, grid.rule1):
-        grid.rule1, grid.fields = new1, tsol.node_fields(new1.nodes)
+    if not _same_rule(new1, grid.rule1) and not (
+            grid.adapted1 and _still_resolves(probe1, grid.rule1, new1, _known_probe1(
+                probe1, grid, current, changed))):  # fmt: skip
+        grid.rule1, grid.adapted1, grid.fields = new1, True, tsol.node_fields(new1.nodes)
         changed = True
     return changed
+
+
+def _known_probe1(probe1, grid: _StudentGrid, current: _GridEvaluation,
+                  changed: bool) -> np.ndarray | None:  # fmt: skip
+    """``probe1`` at the nodes of ``grid.rule1`` from the grid's evaluation, if it is current."""
+    if changed or current.key[1] is not grid.rule1:
+        return None
+    return np.vstack([probe1.teacher(grid.rule1.nodes), current.out1])
+
+
+def _still_resolves(probe, current: GaussHermite, rebuilt: GaussHermite,
+                    values: np.ndarray | None = None) -> bool:  # fmt: skip
+    """Whether the ``current`` rule, adapted at an earlier state of this solve, still resolves
+    ``probe``: its averages agree within ``QUADRATURE_TOL`` with those of the rule ``rebuilt``
+    at the present state. The rule is then kept (hysteresis). ``values``: ``probe`` at the
+    current rule's nodes, when known.
+
+    Rebuilt from scratch at each state, the adaptive rule can flip between two panel layouts
+    whose averages agree to ~1e-11, where a panel's error estimate sits at its threshold; near
+    an interpolation peak the fixed point amplifies that ~100-fold, so each re-solve on the
+    flipped rule moved the state by more than ``QUADRATURE_STATE_TOL`` and the re-solves
+    cycled (Fig. 5, alpha = 2.1457, lam_t = lam_s = 1e-5: status 4 before). The rules of the
+    first check (Gauss-Hermite, or the teacher's adapted ``z1`` rule) are replaced as before.
+    """
+    values = probe(current.nodes) if values is None else values
+    old = np.atleast_2d(values) @ current.weights
+    new = np.atleast_2d(probe(rebuilt.nodes)) @ rebuilt.weights
+    return bool(np.all(np.abs(old - new) <= QUADRATURE_TOL))
 
 
 def _converged_split_order(params, tsol, state, grid, current=None) -> int:

@@ -78,7 +78,8 @@ class PathTask(ValueEquality):
         Minimise an observable over a parameter at every point instead of solving once.
     extras : tuple of str
         Derived columns added to each row: ``"kd_gain"`` (student only) adds the best direct
-        ridge student's error ``eps_ridge_best`` at its optimal ``lam_ridge_best`` and
+        ridge student's error ``eps_ridge_best`` at its optimal ``lam_ridge_best`` (trained on
+        the labels alone with the student's own label loss) and
         ``kd_gain = eps_g - eps_ridge_best`` (negative where distillation beats any ridge).
     """
 
@@ -131,7 +132,7 @@ def solve_path(task: PathTask) -> list[dict]:
             params = StudentParams(**split_params(StudentParams, {**task.fixed,
                                                                    task.vary: value})[0])
             best = best_direct_ridge(params.alpha, params.rho, params.delta, params.eta,
-                                     params.smoothing)  # fmt: skip
+                                     params.smoothing, params.loss)  # fmt: skip
             row.update(eps_ridge_best=best[1], lam_ridge_best=best[0],
                        kd_gain=float(row["eps_g"]) - best[1])  # fmt: skip
         rows.append(row)

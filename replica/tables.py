@@ -12,6 +12,12 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+#: Columns of rows written by earlier versions under another name, with the same values:
+#: the solver's count of map evaluations was ``iterations`` before it became ``nit``
+#: (``ReportedSolution.iterations`` returned the same ``report.nit``). Journals are migrated
+#: on resume (:class:`saddle.checkpoint.CsvJournal`, ``renamed``).
+FORMER_COLUMNS: dict[str, str] = {"iterations": "nit", "teacher_iterations": "teacher_nit"}
+
 
 def write_columns_csv(columns: dict, path: str | Path) -> Path:
     """Write ``{name: list}`` columns as a CSV file with a header row."""

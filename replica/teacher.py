@@ -332,16 +332,20 @@ def homotopy_path(lam: float, factor: float = HOMOTOPY_FACTOR) -> list[float]:
 
 
 def solve_with_continuation(iterate, lam: float, default: np.ndarray,
-                            initial: np.ndarray | None = None):  # fmt: skip
+                            initial: np.ndarray | None = None, *,
+                            restart: bool = True):  # fmt: skip
     """Solve at ridge ``lam`` from ``initial`` (if given), else from ``default``, else by
     continuation along :func:`homotopy_path` from ``default``.
 
     ``iterate(lam, start)`` returns a :class:`saddle.fixed_point.FixedPointResult`. Returns the
-    report at ``lam`` (the last failed one if nothing converged) and the total ``nit``.
+    report at ``lam`` (the last failed one if nothing converged) and the total ``nit`` (every
+    attempt and every step of the continuation). ``restart=False`` goes from a failed solve
+    from ``initial`` straight to the continuation, without a second solve at ``lam`` from
+    ``default`` (the teacher's rule: a failure from ``default`` at ``lam`` is then reported).
     """
     report = iterate(lam, default if initial is None else np.asarray(initial, float))
     total = report.nit
-    if not report.converged and initial is not None:
+    if not report.converged and initial is not None and restart:
         report = iterate(lam, default)
         total += report.nit
     if not report.converged:
@@ -355,22 +359,6 @@ def solve_with_continuation(iterate, lam: float, default: np.ndarray,
         if step.converged:
             report = step
     return report, total
-
-
-def _teacher_homotopy(params: TeacherParams, n_nodes: int, *, tol: float, damping: float,
-                      max_iter: int) -> FixedPointResult:  # fmt: skip
-    """Continuation from a strongly regularised teacher down to ``params.lam``."""
-    state = default_teacher_start(params)
-    report = None
-    for lam in homotopy_path(params.lam):
-        step = TeacherParams(params.alpha, params.rho, params.delta, lam, params.smoothing,
-                             params.loss)  # fmt: skip
-        report = _iterate_teacher(step, gauss_hermite(n_nodes), state, tol=tol, damping=damping,
-                                  max_iter=max_iter)  # fmt: skip
-        if not report.converged:
-            return report
-        state = report.x
-    return report
 
 
 def solve_teacher(
@@ -457,13 +445,19 @@ def solve_teacher(
         rule = resolved_rule(teacher_probe(params, initial), n_nodes, tol=QUADRATURE_TOL)
     last: dict = {}  # the last map evaluation: its averages are the final ones when at report.x
     options = dict(tol=tol, damping=damping, max_iter=max_iter, last=last)
-    report = _iterate_teacher(params, rule, initial, **options)
-    total = report.nit
-    if not report.converged:
-        retry = _teacher_homotopy(params, n_nodes, tol=tol, damping=damping, max_iter=max_iter)
-        total += retry.nit
-        if retry.converged:
-            report, rule = retry, gauss_hermite(n_nodes)
+    # The first solve runs on the rule the warm start chose; the continuation after a failure
+    # starts cold, on the plain Gauss-Hermite rule (re-adapted below at its solution).
+    first_rule, used = rule, []  # used: the rule of each solve, in order
+
+    def iterate(step_lam: float, start: np.ndarray) -> FixedPointResult:
+        used.append(first_rule if not used else gauss_hermite(n_nodes))
+        step = dataclasses.replace(params, lam=step_lam)
+        return _iterate_teacher(step, used[-1], start, **options)
+
+    report, total = solve_with_continuation(iterate, params.lam, default_teacher_start(params),
+                                            initial if warm else None, restart=False)
+    if report.converged:
+        rule = used[-1]  # the converged solve is the last one
     if adapt_quadrature and report.converged:
         for _ in range(QUADRATURE_ROUNDS):
             new_rule = resolved_rule(teacher_probe(params, report.x), n_nodes, tol=QUADRATURE_TOL)
@@ -488,7 +482,7 @@ def solve_teacher(
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
     scratch = channel_scratch(z.size)
-    if last.get("rule") is rule and np.array_equal(last.get("x"), report.x):
+    if report.converged and last.get("rule") is rule and np.array_equal(last.get("x"), report.x):
         esf, ef2, eg, _ = last["averages"]
     else:
         esf, ef2, eg, _ = teacher_channel_averages(

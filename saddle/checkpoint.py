@@ -11,7 +11,10 @@ incomplete. Opening the same journal again:
   atomically (temporary file + ``os.replace``);
 - checks that the run description (``meta``, kept beside it in ``NAME.meta.json``) is the same,
   so a different sweep is never mixed into the file (:class:`CheckpointMismatch`);
-- reports the keys already done, which the caller skips; a key written twice is kept once.
+- reports the keys already done, which the caller skips; a key written twice is kept once;
+- renames the columns of a journal written under former column names (``renamed``), and
+  refuses (:class:`CheckpointMismatch`, not a half-written file) rows whose columns differ
+  from the journal's header, e.g. those of a journal written by another version.
 
 When the sweep completes, :meth:`CsvJournal.finalize` rewrites the file atomically with the
 rows sorted by key. Values are stored as their text (floats with ``repr``, which round-trips
@@ -26,7 +29,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +112,10 @@ class CsvJournal:
     sort_key : callable, optional
         Orders the keys (tuples of cell texts) in :meth:`finalize`; default: numeric where
         the text is a number.
+    renamed : mapping of str to str, optional
+        Former column names and their current names: a journal whose header has a former
+        name (and not the current one) gets its header renamed on opening (the file is
+        rewritten atomically). Only for renames that keep the column's meaning and values.
 
     Attributes
     ----------
@@ -125,9 +132,11 @@ class CsvJournal:
         meta: dict | None = None,
         *,
         sort_key: Callable[[tuple], Any] | None = None,
+        renamed: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.key = tuple(key)
+        self.renamed = dict(renamed or {})
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
         self.sort_key = sort_key or _natural_key
         self.columns: list[str] | None = None
@@ -163,6 +172,9 @@ class CsvJournal:
         if header is None:
             self.path.unlink()
             return
+        migrated = [self._current_name(c, header) for c in header]
+        if migrated != header:
+            header, clean = migrated, True
         self.columns = header
         positions = [header.index(k) for k in self.key if k in header]
         if len(positions) != len(self.key):
@@ -179,6 +191,11 @@ class CsvJournal:
         self.resumed = len(self._rows)
         if clean:  # rewrite without the damaged or duplicated lines
             atomic_write_text(self.path, _lines([header, *self._rows.values()]))
+
+    def _current_name(self, column: str, header: list[str]) -> str:
+        """The current name of a header's ``column`` (:attr:`renamed`, unless taken)."""
+        new = self.renamed.get(column)
+        return new if new is not None and new not in header else column
 
     @property
     def done(self) -> set[tuple]:
@@ -214,8 +231,7 @@ class CsvJournal:
         out = []
         for row in rows:
             if list(row) != self.columns:
-                missing = set(self.columns) ^ set(row)
-                raise ValueError(f"row columns differ from the journal's: {sorted(missing)}")
+                raise CheckpointMismatch(self._columns_message(list(row)))
             key = self.key_of(row)
             if key in self._rows:
                 continue
@@ -235,6 +251,17 @@ class CsvJournal:
         finally:
             os.close(fd)
         return len(out)
+
+    def _columns_message(self, columns: list[str]) -> str:
+        """One line saying how ``columns`` differ from the journal's header."""
+        old = [c for c in self.columns if c not in columns]
+        new = [c for c in columns if c not in self.columns]
+        if old or new:
+            what = (f"its columns {', '.join(old) or '-'} are now {', '.join(new) or '-'}")
+        else:
+            what = "its columns are in another order"
+        return (f"out: {self.path} was written by another version of this program ({what}); "
+                "choose another output directory")
 
     def finalize(self) -> Path:
         """Rewrite the file atomically with its rows sorted by key."""

@@ -145,9 +145,11 @@ def _worker_initializer(parent_pid: int) -> None:
     - BLAS uses one thread per worker (the pool is the parallelism: threaded BLAS in every
       worker oversubscribes the cores; ``benchmarks/bench_cli.py`` measures the difference).
     """
-    limit_blas_threads(1)
+    # the signals first: a pool terminated while this worker starts (the parent stopped on an
+    # error) must end it silently, not through a SIGTERM handler inherited from the parent
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit_blas_threads(1)
     if sys.platform.startswith("linux"):
         _set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
@@ -155,6 +157,26 @@ def _worker_initializer(parent_pid: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="kd-replica-watchdog",
                      daemon=True).start()  # fmt: skip
     _detach_stdin_stdout()
+
+
+@contextlib.contextmanager
+def blas_thread_limit(n: int | None = 1) -> Iterator[None]:
+    """Context manager: at most ``n`` BLAS threads inside (threadpoolctl), the previous limits
+    restored on exit (also on an exception); ``n = None`` leaves them as they are.
+
+    Small dense problems (N ~ 10^2..10^3) run several times slower with threaded BLAS on a
+    shared machine: the threads spin and wake more than they compute.
+    """
+    if n is None:
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency, but never fatal
+        yield
+        return
+    with threadpool_limits(limits=int(n), user_api="blas"):
+        yield
 
 
 def limit_blas_threads(n: int = 1) -> bool:

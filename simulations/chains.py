@@ -34,7 +34,9 @@ import numpy as np
 from replica.chain import ChainParams, Stage, _disagreement
 from replica.errors import generalisation_error
 from replica.params import check_count
+from saddle.executor import blas_thread_limit
 from simulations.estimators import LossTerm, fit_linear_classifier, sigmoid, softplus
+from simulations.monte_carlo import DEFAULT_BLAS_THREADS, check_blas_threads
 
 __all__ = ["ChainSimulation", "simulate_chain", "chain_seed"]
 
@@ -230,17 +232,25 @@ class ChainSimulation:
 
 
 def simulate_chain(params: ChainParams, *, n: int = 1000, seeds: int = 24, seed: int = 0,
-                   progress: bool = False) -> ChainSimulation:  # fmt: skip
-    """Simulate ``params`` at dimension ``n`` over ``seeds`` seeds (module docstring)."""
+                   progress: bool = False,
+                   blas_threads: int | None = DEFAULT_BLAS_THREADS) -> ChainSimulation:  # fmt: skip
+    """Simulate ``params`` at dimension ``n`` over ``seeds`` seeds (module docstring).
+
+    ``blas_threads``: BLAS threads while the fits run, as in
+    :func:`simulations.monte_carlo.simulate_teacher` (default 1, the caller's limits restored
+    on return; None leaves them alone).
+    """
     seeds = check_count("seeds", seeds, minimum=2)
+    threads = check_blas_threads(blas_threads)
     runs = []
     iterator = range(seeds)
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="chain seeds", unit="seed")
-    for index in iterator:
-        runs.append(chain_seed(params, n, seed, index))
+    with blas_thread_limit(threads):
+        for index in iterator:
+            runs.append(chain_seed(params, n, seed, index))
     means, sems = [], []
     for k in range(len(params.stages)):
         keys = runs[0][k].keys()

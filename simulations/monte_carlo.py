@@ -65,6 +65,7 @@ from replica.params import (
 )
 from replica.stages import TEACHER_KINDS, teacher_kind
 from replica.tables import columns_of, to_frame
+from saddle.executor import blas_thread_limit
 from saddle.results import ValueEquality, freeze
 from simulations.data import MixtureSample, draw_cluster_direction, sample_mixture
 from simulations.estimators import (
@@ -373,6 +374,17 @@ _RUN_DEFAULTS: dict[str, Any] = {
     "n_test": None,
     "progress": False,
 }
+
+
+#: BLAS threads of a simulation (``blas_threads``): one, as on the command line. The fits are
+#: small dense problems on which threaded OpenBLAS is 5-30x slower on a shared 2-core machine
+#: (README "Command line"); the caller's own limits are restored afterwards.
+DEFAULT_BLAS_THREADS = 1
+
+
+def check_blas_threads(value) -> int | None:
+    """``blas_threads``: an integer >= 1, or None (leave the process's BLAS threads alone)."""
+    return None if value is None else check_count("blas_threads", value)
 
 
 def _validate_point(model: str, params: dict[str, Any], n: int) -> dict[str, Any]:
@@ -710,10 +722,11 @@ _POINT_FUNCTIONS = {"teacher": _teacher_point, "student": _student_point}
 
 def _split_fixed(model: str, fixed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Separate model parameters (with defaults) from run options; reject unknown names."""
-    run = {name: fixed[name] for name in _RUN_DEFAULTS if name in fixed}
+    options = (*_RUN_DEFAULTS, "blas_threads")
+    run = {name: fixed[name] for name in options if name in fixed}
     params = {**_DEFAULTS[model]}
     for name, value in fixed.items():
-        if name in _RUN_DEFAULTS:
+        if name in options:
             continue
         if name != "alpha" and name not in params:
             raise ParameterError(f"{name} is not a parameter of the {model} simulation")
@@ -735,6 +748,7 @@ def _simulate(
     if vary != "alpha" and "alpha" not in params:
         raise ParameterError("alpha must be given")
     options = {**_RUN_DEFAULTS, **run}
+    threads = check_blas_threads(options.pop("blas_threads", DEFAULT_BLAS_THREADS))
     points = []
     for value in values:
         point_options = _run_options(**{**options, **({"n": value} if vary == "n" else {})})
@@ -746,7 +760,7 @@ def _simulate(
     first = points[0][0]
     per_value: list[list[dict[str, float]]] = [[] for _ in values]
     point_function = _POINT_FUNCTIONS[model]
-    with tqdm(
+    with blas_thread_limit(threads), tqdm(
         total=first.seeds * len(values), desc=f"simulate {model}", disable=not first.progress
     ) as bar:
         for index in range(first.seeds):
@@ -831,6 +845,7 @@ def simulate_teacher(
     seed: int = 0,
     n_test: int | None = None,
     progress: bool = False,
+    blas_threads: int | None = DEFAULT_BLAS_THREADS,
 ) -> SimulationResult:
     """Ridge teacher at finite N (docs/model.md §2-3), averaged over ``seeds`` seeds.
 
@@ -855,6 +870,11 @@ def simulate_teacher(
         Test-set size for ``eps_g_test``; default ``max(2000, n)``; 0 skips it (nan).
     progress : bool
         Show a tqdm progress bar.
+    blas_threads : int or None
+        BLAS threads while the fits run (threadpoolctl), default 1: the fits are small dense
+        problems, several times slower with threaded BLAS on a shared machine. The caller's
+        limits are restored on return; ``None`` leaves them as they are. Results do not depend
+        on it (beyond last-bit rounding of BLAS reductions).
 
     Returns
     -------
@@ -868,7 +888,8 @@ def simulate_teacher(
     """
     params = {"alpha": alpha, "rho": rho, "delta": delta, "lam": lam, "smoothing": smoothing,
               "loss": loss}  # fmt: skip
-    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
+    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress,
+           "blas_threads": blas_threads}  # fmt: skip
     return _simulate("teacher", "alpha", [alpha], params, run)[0]
 
 
@@ -892,6 +913,7 @@ def simulate_student(
     seed: int = 0,
     n_test: int | None = None,
     progress: bool = False,
+    blas_threads: int | None = DEFAULT_BLAS_THREADS,
 ) -> SimulationResult:
     """Teacher then distilled student at finite N (docs/model.md §2-3), averaged over seeds.
 
@@ -907,7 +929,8 @@ def simulate_student(
 
     Parameters are as in :func:`simulate_teacher`, plus ``eta``, ``lam_t``, ``lam_s``, ``chi``,
     ``temperature``, ``t2_scaling``, ``teacher``, ``loss`` (the student's label term) and
-    ``teacher_loss``.
+    ``teacher_loss``; the run options (``n``, ``seeds``, ``seed``, ``n_test``, ``progress``,
+    ``blas_threads``) are those of :func:`simulate_teacher`.
 
     Returns
     -------
@@ -937,7 +960,8 @@ def simulate_student(
         "loss": loss,
         "teacher_loss": teacher_loss,
     }
-    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress}
+    run = {"n": n, "seeds": seeds, "seed": seed, "n_test": n_test, "progress": progress,
+           "blas_threads": blas_threads}  # fmt: skip
     return _simulate("student", "alpha", [alpha], params, run)[0]
 
 
@@ -953,7 +977,8 @@ def simulate_teacher_curve(vary: str, values: Sequence, **fixed) -> SimulationCu
         Its values, walked in this order within each seed (sort them for the best warm starts).
     **fixed
         The other parameters and run options (``n``, ``seeds``, ``seed``, ``n_test``,
-        ``progress``) as in :func:`simulate_teacher`; ``alpha`` is required unless varied.
+        ``progress``, ``blas_threads``) as in :func:`simulate_teacher`; ``alpha`` is required
+        unless varied.
 
     Returns
     -------

@@ -78,6 +78,11 @@ def test_symmetric_init_adds_the_linearised_curve(tmp_path, capsys):
         (["--lr", "10"], "--lr"),
         (["--lr", "-0.1"], "--lr"),
         (["--smooth", "0.5"], "--smooth"),
+        (["--smoothing", "-0.1"], "--smoothing"),
+        (["--rho", "0"], "--rho"),
+        (["--delta", "-2"], "--delta"),
+        (["--ridge-lam", "-1"], "--ridge-lam"),
+        (["--ridge-lam", "inf"], "--ridge-lam"),
         (["--flip", "2"], "--flip"),
         (["--width", "255"], "--width"),
         (["--teacher", "wide", "--teacher-width", "255"], "--teacher-width"),
@@ -183,3 +188,50 @@ def test_subcommand_errors_are_one_line(tmp_path, capsys, argv, name):
     assert len(lines) == 1, err
     assert name in lines[0]
     assert "Traceback" not in err
+
+
+# The kernel model's options that are parameters of the replica model: flag -> (schema name,
+# KernelSetup field). Their check, default and help come from replica.params.PARAMETERS.
+SCHEMA_OPTIONS = {"--rho": ("rho", "rho"), "--delta": ("delta", "delta"),
+                  "--smoothing": ("smoothing", "smooth"), "--ridge-lam": ("lam", "ridge_lam")}
+
+
+def _kernel_parsers():
+    import argparse
+
+    from replica.cli import build_parser
+
+    top = build_parser()
+    (commands,) = [a for a in top._actions if isinstance(a, argparse._SubParsersAction)]
+    kernel = commands.choices["kernel"]
+    (actions,) = [a for a in kernel._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"kernel": kernel, **{f"kernel {k}": v for k, v in actions.choices.items()}}
+
+
+@pytest.mark.parametrize("command", ["kernel", "kernel compare", "kernel sweep", "kernel lottery"])
+def test_options_shared_with_the_model_come_from_the_parameter_schema(command):
+    from replica.cli.models import format_default
+    from replica.kernel_regime.experiments import KernelSetup
+    from replica.params import PARAMETERS, ParameterError
+
+    parser = _kernel_parsers()[command]
+    by_flag = {s: a for a in parser._actions for s in a.option_strings}
+    setup = KernelSetup()
+    for flag, (name, field) in SCHEMA_OPTIONS.items():
+        schema, action = PARAMETERS[name], by_flag[flag]
+        assert action.dest == field
+        assert action.default == schema.default == getattr(setup, field)
+        assert schema.help in action.help
+        assert f"(default {format_default(schema.default)})" in action.help
+        for text in ("-1", "0.5", "0", "1", "2.5"):  # the schema's check decides, naming the flag
+            try:
+                expected = schema.validate(float(text))
+            except ParameterError:
+                with pytest.raises(Exception, match=flag.lstrip("-")):
+                    action.type(text)
+                with pytest.raises(ParameterError, match=field):
+                    KernelSetup(**{field: float(text)})
+            else:
+                assert action.type(text) == expected
+                assert getattr(KernelSetup(**{field: float(text)}), field) == expected
+    assert by_flag["--smooth"] is by_flag["--smoothing"]  # the old spelling is kept

@@ -52,6 +52,27 @@ def test_optimal_lambda_and_chi_and_kd_gain():
     assert np.all(gain.grid > 0)  # pure distillation never beats the best ridge here
 
 
+@pytest.mark.parametrize("loss", ["square", "hinge"])
+def test_kd_gain_baseline_is_the_best_ridge_student_of_the_same_loss(loss):
+    from replica.points import direct_solver
+    from replica.sweep import path_tasks, solve_path
+
+    fixed = {"lam_t": 0.1, "lam_s": 1e-2, "chi": 0.5, "temperature": 2.0, "loss": loss}
+    (task,) = path_tasks("student", "alpha", [3.0], fixed, extras=("kd_gain",))
+    (row,) = solve_path(task)
+    lam, eps = row["lam_ridge_best"], row["eps_ridge_best"]
+    # the student of this label loss without its teacher (solved directly, not through the
+    # chi = 0 equivalence the baseline uses), at the optimum and on both sides of it
+    direct = [solve_student(3.0, lam_s=lam * f, chi=0.0, loss=loss).eps_g for f in (1, 1.5)]
+    assert direct[0] == pytest.approx(eps, abs=1e-9)
+    assert direct[1] > eps and solve_student(3.0, lam_s=lam / 1.5, chi=0.0, loss=loss).eps_g > eps
+    assert abs(eps - best_direct_ridge(3.0)[1]) > 1e-3  # not the logistic baseline
+    assert row["kd_gain"] == pytest.approx(row["eps_g"] - eps, abs=1e-15)
+    # the "direct" model of the curves takes the loss too
+    direct_row, _, ok = direct_solver({"loss": loss})({"alpha": 3.0, "lam_s": lam}, None)
+    assert ok and direct_row["eps_g"] == pytest.approx(eps, abs=1e-9)
+
+
 def test_threshold_lines_follow_the_parameters():
     spec = PhaseSpec("alpha", "delta", (1.0, 2.0), (0.5, 1.0, 2.0), "student.eps_g")
     lines = threshold_lines(spec)

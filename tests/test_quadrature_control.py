@@ -97,6 +97,42 @@ def test_small_student_ridge_wide_field_is_resolved(point):
     assert abs(sol.eps_g - refined.eps_g) < 1e-8
 
 
+# Fig. 5's double-descent peak (lam_t = lam_s = 1e-5): rebuilt at each state, the adaptive
+# rules flipped between two layouts whose averages agree to 3e-11, which the ill-conditioned
+# fixed point turned into moves of 4e-9 > QUADRATURE_STATE_TOL: status 4 ("the adapted rules
+# keep changing") for the distilled student and for the direct one.
+FIG5_PEAK = dict(alpha=2.1457286432160805, lam_t=1e-5, lam_s=1e-5)
+
+
+def test_rules_at_their_threshold_do_not_cycle_at_the_double_descent_peak():
+    from replica.prior import sparse_equivalent_problem
+
+    direct = solve_student(**FIG5_PEAK, chi=0.0)
+    assert direct.status == 0
+    # the chi = 0 student is the teacher of the sparse-equivalent problem (one direction only)
+    alpha, delta, lam = sparse_equivalent_problem(FIG5_PEAK["alpha"], 1.0, 0.5, 1e-5)
+    teacher = solve_teacher(alpha, delta=delta, lam=lam)
+    assert direct.eps_g == pytest.approx(teacher.eps_g, abs=1e-10)
+    assert 0.5 * direct.q == pytest.approx(teacher.q, rel=1e-8)
+    assert solve_student(**FIG5_PEAK, chi=1.0).status == 0
+
+
+def test_an_adapted_rule_is_kept_only_while_it_resolves_the_integrand():
+    from replica.student import _still_resolves
+    from saddle.quadrature import adaptive_gaussian_rule
+
+    def kinked(at):
+        return lambda z: np.vstack([np.abs(z - at), np.maximum(z - at, 0.0) ** 2])
+
+    rule = adaptive_gaussian_rule(kinked(0.3), tol=1e-10, max_panels=160)
+    nearby = adaptive_gaussian_rule(kinked(0.3 + 1e-7), tol=1e-10, max_panels=160)
+    coarse = adaptive_gaussian_rule(kinked(0.3), tol=1e-5, max_panels=160)
+    assert _still_resolves(kinked(0.3 + 1e-7), rule, nearby)
+    assert not _still_resolves(kinked(0.3), coarse, rule)
+    assert not _still_resolves(kinked(1.3), rule, adaptive_gaussian_rule(
+        kinked(1.3), tol=1e-10, max_panels=160))  # the kink moved away from the fine panels
+
+
 def test_accurate_gauss_hermite_rules_are_kept():
     """Where the Gauss-Hermite rules resolve the channel, they are used as they are."""
     sol = solve_student(4.5)

@@ -150,3 +150,44 @@ def test_teacher_solution_reuse_and_validation():
         StudentParams(3.0, temperature=0.0)
     with pytest.raises(ParameterError, match="teacher"):
         StudentParams(3.0, teacher="oracle")
+
+
+def _node_fields_by_python_loop(sol, z1, z2):
+    # The student's fields node by node through the loss table's scalar proximal map
+    # (StudentSolution.node_fields before it became one numba kernel).
+    import math
+
+    from replica.losses import LOSS_KINDS, kd_target, mixture_prox
+
+    p, tq = sol.params, sol.teacher.q
+    teacher = sol.teacher.node_fields(z1)
+    kind, c, k, T = LOSS_KINDS[p.loss], 1.0 - p.chi, p.kd_weight, p.temperature
+    sd_1 = math.sqrt(p.delta) * sol.S / math.sqrt(tq)
+    sd_2 = math.sqrt(p.delta * max(sol.q - sol.S**2 / tq, 0.0))
+    out = np.empty((4, 2, z1.size, z2.size))
+    for cls, (s, target) in enumerate(((1.0, p.targets[0]), (-1.0, p.targets[1]))):
+        for i in range(z1.size):
+            t = kd_target(teacher.h[cls, i], T)
+            centre = s * sol.m + sol.b + sd_1 * z1[i] + sol.V_S * teacher.f[cls, i]
+            h = centre
+            for j in range(z2.size):
+                omega = centre + sd_2 * z2[j]
+                h, d, g, _ = mixture_prox(kind, omega, sol.V, s, target, c, k, T, t, h)
+                out[:, cls, i, j] = h, (h - omega) / sol.V, 1.0 / d, g
+    return out
+
+
+@pytest.mark.parametrize("options", [
+    {"loss": "logistic", "smoothing": 0.1},
+    {"loss": "square", "t2_scaling": True},
+    {"loss": "hinge", "teacher": "bayes"},
+])  # fmt: skip
+def test_student_node_fields_kernel_matches_the_scalar_proximal_map(options):
+    sol = solve_student(3.0, lam_s=0.1, chi=0.6, temperature=2.0, **options)
+    z1 = np.linspace(-4.0, 4.0, 17)
+    z2 = np.concatenate([sol.quadrature_z2.nodes, [0.3, -5.0]])
+    fields = sol.node_fields(z1, z2)
+    expected = _node_fields_by_python_loop(sol, z1, z2)
+    for got, want in zip(fields, expected, strict=True):
+        assert got.shape == (2, z1.size, z2.size)
+        np.testing.assert_allclose(got, want, rtol=0.0, atol=1e-12)

@@ -137,3 +137,34 @@ def test_non_convergence_is_reported_with_a_warning():
     with pytest.warns(ConvergenceWarning):
         sol = solve_teacher(3.0, lam=0.1, max_iter=3)
     assert not sol.converged and sol.report.status == 1
+
+
+@pytest.mark.parametrize("alpha, loss, lam, options", [
+    (0.3, "logistic", 1e-5, {"max_iter": 40}),
+    (3.0, "square", 1e-5, {"max_iter": 10}),
+    (1.0, "hinge", 1e-3, {"max_iter": 40}),
+    (0.3, "hinge", 1e-10, {"initial": [5.0, 80.0, 0.01, 3.0]}),  # a warm start that fails
+])  # fmt: skip
+def test_failed_solve_falls_back_on_the_shared_continuation(monkeypatch, alpha, loss, lam,
+                                                            options):  # fmt: skip
+    # The solve from the given start fails; the continuation in lam from the cold start
+    # (replica.teacher.solve_with_continuation, as for the student and the chain stages)
+    # reaches the same fixed point, and nit counts the map evaluations of every solve.
+    import replica.teacher as teacher
+
+    solves = []
+    iterate = teacher._iterate_teacher
+
+    def recorded(params, rule, initial, **kw):
+        solves.append((params.lam, iterate(params, rule, initial, **kw)))
+        return solves[-1][1]
+
+    monkeypatch.setattr(teacher, "_iterate_teacher", recorded)
+    sol = solve_teacher(alpha, lam=lam, loss=loss, warn=False, **options)
+    assert not solves[0][1].converged and solves[0][0] == lam
+    path = teacher.homotopy_path(lam)
+    assert [s[0] for s in solves[1:len(path) + 1]] == path  # then every step of the path
+    assert sol.converged and sol.nit == sum(report.nit for _, report in solves)
+    reference = solve_teacher(alpha, lam=lam, loss=loss)
+    for name in ("eps_g", "m", "q", "V", "b"):
+        assert getattr(sol, name) == pytest.approx(getattr(reference, name), rel=1e-8, abs=1e-12)

@@ -261,3 +261,73 @@ def test_student_of_a_teacher_without_solution_has_none_unless_chi_is_zero():
     assert plain.mean["finite"] == 1.0 and plain.mean["converged"] == 1.0
     assert math.isnan(plain.mean["teacher_eps_g"]) and plain.mean["teacher_finite"] == 0.0
     assert 0.0 < plain.mean["eps_g"] < 0.5
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+               default=1)  # fmt: skip
+
+
+@pytest.mark.parametrize("simulate, model", [(simulate_teacher, "teacher"),
+                                             (simulate_student, "student")])  # fmt: skip
+def test_simulations_run_one_blas_thread_and_restore_the_callers(monkeypatch, simulate, model):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import simulations.monte_carlo as mc
+
+    seen = []
+    point = mc._POINT_FUNCTIONS[model]
+
+    def recording_point(*args):
+        seen.append(_blas_threads())
+        return point(*args)
+
+    monkeypatch.setitem(mc._POINT_FUNCTIONS, model, recording_point)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() != 2:
+            pytest.skip("this BLAS cannot run two threads here")
+        default = simulate(2.0, seeds=2, **SMALL)
+        assert seen == [1, 1] and _blas_threads() == 2  # the caller's setting is restored
+        seen.clear()
+        threaded = simulate(2.0, seeds=2, blas_threads=None, **SMALL)
+        assert seen == [2, 2]
+        with pytest.raises(ParameterError, match="^blas_threads"):
+            simulate(2.0, seeds=2, blas_threads=0, **SMALL)
+        assert _blas_threads() == 2
+    for name, value in default.mean.items():  # threads change BLAS rounding at most
+        assert threaded.mean[name] == pytest.approx(value, rel=1e-8, abs=1e-10), name
+
+
+def test_curve_simulations_take_blas_threads():
+    pytest.importorskip("threadpoolctl")
+    curve = simulate_teacher_curve("alpha", [1.5, 2.0], seeds=2, blas_threads=1, **SMALL)
+    assert len(curve) == 2
+    with pytest.raises(ParameterError, match="^blas_threads"):
+        simulate_student_curve("alpha", [1.5], seeds=2, blas_threads=-1, **SMALL)
+
+
+def test_chain_simulation_runs_one_blas_thread_and_restores_the_callers(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import simulations.chains as chains
+    from replica.chain import ChainParams, Stage
+
+    seen = []
+    seed_run = chains.chain_seed
+
+    def recording(*args):
+        seen.append(_blas_threads())
+        return seed_run(*args)
+
+    monkeypatch.setattr(chains, "chain_seed", recording)
+    params = ChainParams(2.0, stages=(Stage(), Stage(chi=1.0)))
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() != 2:
+            pytest.skip("this BLAS cannot run two threads here")
+        one = chains.simulate_chain(params, n=60, seeds=2)
+        assert seen == [1, 1] and _blas_threads() == 2
+        threaded = chains.simulate_chain(params, n=60, seeds=2, blas_threads=None)
+        assert seen[2:] == [2, 2]
+    for a, b in zip(one.mean, threaded.mean, strict=True):
+        for name, value in a.items():
+            assert b[name] == pytest.approx(value, rel=1e-8, abs=1e-10), name

@@ -19,6 +19,7 @@ import sys
 
 from replica.cli.common import CliError, OneLineParser, check_scheduler
 from replica.params import ParameterError
+from saddle.checkpoint import CheckpointMismatch
 
 COMMAND_MODULES = (
     "replica.cli.teacher",
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.handler(args) or 0)
     except (ParameterError, CliError) as exc:
         sys.stderr.write(f"kd-replica: error: {exc}\n")
+        return 2
+    except CheckpointMismatch as exc:  # found while writing (a journal of another version)
+        hint = " (or pass --restart)" if hasattr(args, "restart") else ""
+        sys.stderr.write(f"kd-replica: error: {exc}{hint}\n")
         return 2
     except Terminated as exc:
         sys.stderr.write(f"kd-replica: terminated by {signal.Signals(exc.signum).name}\n")

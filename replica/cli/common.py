@@ -212,7 +212,8 @@ def _one_line_connection_errors(executor_manager, scheduler):
 
 def open_journal(path, key, meta: dict, restart: bool = False):
     """A :class:`saddle.checkpoint.CsvJournal` at ``path``, or a one-line error if ``path``
-    holds another run's output (``restart`` deletes it first)."""
+    holds another run's output (``restart`` deletes it first). Columns of an earlier version
+    renamed since (:data:`replica.tables.FORMER_COLUMNS`) are migrated."""
     from pathlib import Path
 
     from saddle.checkpoint import CheckpointMismatch, CsvJournal
@@ -222,8 +223,10 @@ def open_journal(path, key, meta: dict, restart: bool = False):
         for old in (path, path.with_name(path.name + ".meta.json")):
             if old.exists():
                 old.unlink()
+    from replica.tables import FORMER_COLUMNS
+
     try:
-        return CsvJournal(path, key, meta)
+        return CsvJournal(path, key, meta, renamed=FORMER_COLUMNS)
     except CheckpointMismatch as exc:
         raise CliError(f"{exc} (or pass --restart)") from None
 

@@ -31,12 +31,12 @@ from replica.cli.common import (
     print_json,
     progress,
 )
+from replica.cli.models import add_parameter
 from replica.params import (
+    PARAMETERS,
     ParameterError,
     check_nonnegative,
-    check_open_unit,
     check_positive,
-    check_smoothing,
     check_unit_interval,
 )
 
@@ -74,10 +74,9 @@ def _add_setup_options(p: argparse.ArgumentParser, *, seeds: int, width: int = 4
                    help="test samples (mixture 2000; digits: all remaining images)")
     p.add_argument("--n-privileged", type=integer("--n-privileged", 0), default=1000,
                    help="privileged points seen only by the teacher (1000)")
-    p.add_argument("--rho", type=number("--rho", check_open_unit), default=0.2,
-                   help="mixture: fraction of the positive cluster (0.2)")
-    p.add_argument("--delta", type=number("--delta", check_positive), default=1.0,
-                   help="mixture: noise variance Delta (1)")
+    # the mixture's parameters and the label smoothing are the model's (replica.params schema)
+    for name in ("rho", "delta"):
+        add_parameter(p, name, help=f"mixture: {PARAMETERS[name].help}")
     p.add_argument("--teacher", choices=TEACHERS, default="privileged",
                    help="privileged: NTK regression on the privileged points (default); wide: "
                         "early-stopped wide network on the labels; noisy: flipped labels; ridge: "
@@ -91,10 +90,10 @@ def _add_setup_options(p: argparse.ArgumentParser, *, seeds: int, width: int = 4
                    help="wide teacher: GD steps on the labels (20)")
     p.add_argument("--flip", type=number("--flip", check_unit_interval), default=0.2,
                    help="noisy teacher: fraction of flipped labels (0.2)")
-    p.add_argument("--smooth", type=number("--smooth", check_smoothing), default=0.0,
-                   help="noisy teacher: label smoothing in [0, 0.5) (0)")
-    p.add_argument("--ridge-lam", type=number("--ridge-lam", check_nonnegative), default=0.1,
-                   help="ridge teacher: ridge strength (0.1)")
+    add_parameter(p, "smoothing", flags=("--smoothing", "--smooth"), dest="smooth",
+                  help=f"noisy teacher: {PARAMETERS['smoothing'].help}")
+    add_parameter(p, "lam", flags=("--ridge-lam",), dest="ridge_lam",
+                  help=f"ridge teacher: the ridge-logistic teacher's {PARAMETERS['lam'].help}")
     p.add_argument("--teacher-modes", type=integer("--teacher-modes"), default=10,
                    help="top-/bottom-modes teacher: number of eigenvectors (10)")
     p.add_argument("--init", choices=("symmetric", "random"), default="symmetric",

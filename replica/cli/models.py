@@ -25,20 +25,28 @@ def format_default(value) -> str:
 
 
 def add_parameter(parser: argparse.ArgumentParser, name: str, *, default=_SCHEMA,
-                  help: str | None = None) -> None:  # fmt: skip
+                  help: str | None = None, flags: tuple[str, ...] | None = None,
+                  dest: str | None = None) -> None:  # fmt: skip
     """The flag of model parameter ``name``, generated from its schema entry
-    (:data:`replica.params.PARAMETERS`): name, check, default and help text."""
+    (:data:`replica.params.PARAMETERS`): name, check, default and help text.
+
+    ``flags`` replace the schema's spelling (``--ridge-lam`` for the kernel model's ridge
+    teacher, whose ``--lam`` is another parameter; aliases kept for old spellings) and
+    ``dest`` is the attribute the value is stored in (default: from the first flag).
+    """
     p = PARAMETERS[name]
     value = p.default if default is _SCHEMA else default
     text = p.help if help is None else help
+    flags = (p.flag,) if flags is None else flags
+    extra = {} if dest is None else {"dest": dest}
     if p.kind == "flag":
-        parser.add_argument(p.flag, action="store_true", default=bool(value), help=text)
+        parser.add_argument(*flags, action="store_true", default=bool(value), help=text, **extra)
     elif p.kind == "choice":
-        parser.add_argument(p.flag, choices=p.choices, default=value,
-                            help=f"{text} (default {format_default(value)})")  # fmt: skip
+        parser.add_argument(*flags, choices=p.choices, default=value,
+                            help=f"{text} (default {format_default(value)})", **extra)  # fmt: skip
     else:
-        parser.add_argument(p.flag, type=number(p.cli_name, p.check), default=value,
-                            help=f"{text} (default {format_default(value)})")  # fmt: skip
+        parser.add_argument(*flags, type=number(flags[0].lstrip("-"), p.check), default=value,
+                            help=f"{text} (default {format_default(value)})", **extra)  # fmt: skip
 
 
 def add_model_params(parser: argparse.ArgumentParser, model: str, *, alpha: float,

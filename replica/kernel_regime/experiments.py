@@ -35,13 +35,13 @@ from replica.kernel_regime.dynamics import kernel_regime_from_eigh
 from replica.kernel_regime.gram import ntk_gram
 from replica.kernel_regime.teachers import QUALITY_KNOB, TEACHER_KINDS, Teacher, build_teacher
 from replica.params import (
+    PARAMETERS,
     ParameterError,
     check_count,
     check_nonnegative,
-    check_open_unit,
     check_positive,
-    check_smoothing,
     check_unit_interval,
+    default,
 )
 
 BASELINE = "baseline"
@@ -74,15 +74,15 @@ class KernelSetup:
     d: int = 50
     n_test: int | None = None
     n_privileged: int = 1000
-    rho: float = 0.2
-    delta: float = 1.0
+    rho: float = default("rho")
+    delta: float = default("delta")
     teacher: str = "privileged"
     teacher_ridge: float = 0.0
     teacher_width: int = 8192
     teacher_steps: int = 20
     flip: float = 0.2
-    smooth: float = 0.0
-    ridge_lam: float = 0.1
+    smooth: float = default("smoothing")
+    ridge_lam: float = default("lam")
     teacher_modes: int = 10
     init: str = "symmetric"
     kappa: float = 1.0
@@ -113,13 +113,14 @@ class KernelSetup:
             set_("n_test", 2000)
         if self.n_test is not None:
             set_("n_test", check_count("n_test", self.n_test))
-        set_("rho", check_open_unit("rho", self.rho))
-        for name in ("delta", "kappa", "tolerance"):
+        set_("rho", PARAMETERS["rho"].validate(self.rho))
+        set_("delta", PARAMETERS["delta"].validate(self.delta))
+        for name in ("kappa", "tolerance"):
             set_(name, check_positive(name, getattr(self, name)))
-        for name in ("teacher_ridge", "ridge_lam"):
-            set_(name, check_nonnegative(name, getattr(self, name)))
+        set_("teacher_ridge", check_nonnegative("teacher_ridge", self.teacher_ridge))
+        set_("ridge_lam", PARAMETERS["lam"].validate(self.ridge_lam, "ridge_lam"))
         set_("flip", check_unit_interval("flip", self.flip))
-        set_("smooth", check_smoothing("smooth", self.smooth))
+        set_("smooth", PARAMETERS["smoothing"].validate(self.smooth, "smooth"))
         if self.lr is not None:
             set_("lr", check_positive("lr", self.lr))
         if self.init == "symmetric":

@@ -36,6 +36,7 @@ from replica.params import (
     check_nonnegative,
     check_smoothing,
     check_unit_interval,
+    default,
 )
 
 TEACHER_KINDS = ("privileged", "wide", "noisy", "ridge", "top-modes", "bottom-modes")
@@ -174,8 +175,8 @@ def build_teacher(
     teacher_width: int = 8192,
     teacher_steps: int = 20,
     flip: float = 0.2,
-    smooth: float = 0.0,
-    ridge_lam: float = 0.1,
+    smooth: float = default("smoothing"),
+    ridge_lam: float = default("lam"),
     teacher_modes: int = 10,
     kappa: float = 1.0,
     init: str = "symmetric",
