@@ -119,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="figure numbers to (re)compute (default: all twelve)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from replica.figures import FIGURES, figure_spec, make_figure
+    from replica.figures import figure_spec, make_figure, paper_figures
     from saddle.executor import make_executor
 
     GALLERY.mkdir(parents=True, exist_ok=True)
-    todo = FIGURES if args.figures is None else tuple(args.figures)
+    todo = paper_figures() if args.figures is None else tuple(args.figures)
     with tempfile.TemporaryDirectory() as tmp, make_executor(args.workers) as executor:
         for number in todo:
             start = time.perf_counter()
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{paths['failed']} not converged, {paths['diverged']} without solution",
                   flush=True)
     sections = [HEADER.replace("{resolution:g}", f"{args.resolution:g}")]
-    for number in FIGURES:
+    for number in paper_figures():
         sections.append(_section(figure_spec(number, resolution=args.resolution),
                                  f"figure{number}.png")
                         + _computed(GALLERY / f"figure{number}.json"))

@@ -1,12 +1,14 @@
 """Distillation chains: replica-symmetric fixed points of K + 1 stages on the same samples.
 
-Stage 0 is ridge logistic regression on noisy labels (or the Bayes-optimal proxy); stage
-``k >= 1`` is trained on the same inputs with the loss::
+Stage 0 is ridge regression with a loss of the table on noisy labels (or the Bayes-optimal
+proxy); stage ``k >= 1`` is trained on the same inputs with the loss::
 
-    (1 - chi_k) CE(y_obs, sigma(h)) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
+    (1 - chi_k) l_k(y_obs, h) + c_k CE(target_k, sigma(h / T_k)) + lam_k / 2 |w_k|^2,
 
 ``target_k = sigma(h*_{k-1} / T_k)`` (soft) or ``1[h*_{k-1} > 0]`` (hard pseudo-label), on the
-first ``eta_k N`` coordinates, with a free or fixed bias. The derivation (prior as a recursion
+first ``eta_k N`` coordinates, with a free or fixed bias. The label term ``l_k`` is a row of
+the loss table of :mod:`replica.losses` (``Stage.loss``: logistic, square or hinge); the
+kernels dispatch on its integer code. The derivation (prior as a recursion
 over stages on nested supports; channel over the correlated cavity fields of all stages, each
 proximal step shifted by the responses of the earlier ones) is in ``docs/chains.md``; for
 ``K = 1`` and no label noise it is today's :func:`replica.student.solve_student`.
@@ -17,7 +19,9 @@ Gaussian coordinates of the Cholesky factor of ``Delta Q``), a :class:`_Level` c
 after each stage is solved: ``(z, h*, f, dh*/d omega, df/d omega)`` per node. The rule in
 ``z_j`` under each node is split at the root of ``h*_j = 0`` into two half-line Gauss rules
 (:mod:`saddle.truncated_gaussian`), so hard targets and training disagreements are integrated
-without averaging through their jump.
+without averaging through their jump; for a hinge stage also at its two kink points, and its
+own direction is split at the fields mapped onto the kink (docs/chains.md, "Losses of the
+table").
 """
 
 from __future__ import annotations
@@ -32,7 +36,18 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtr, owens_t
 
+from replica.channel import channel_scratch, own_direction_rule, rule_node, rule_size
 from replica.errors import bayes_optimal_error, generalisation_error
+from replica.losses import (
+    KINKED,
+    LOGISTIC,
+    LOSS_KINDS,
+    label_loss,
+    mixture_kink_fields,
+    mixture_loss,
+    mixture_omega_zero,
+    mixture_prox,
+)
 from replica.params import (
     GaussianMixture,
     ParameterError,
@@ -48,16 +63,21 @@ from saddle.fixed_point import (
     ReportedSolution,
     solve_fixed_point,
 )
-from saddle.prox import prox_tempered_logistic_curvature
 from saddle.quadrature import gauss_hermite
-from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime, softplus
+from saddle.special import gaussian_cdf, sigmoid, sigmoid_prime
 from saddle.truncated_gaussian import piecewise_gauss_rules
 
 TARGETS = ("soft", "hard")
+# Re-solves of a stage with a kinked loss on parent rules split at its near-kinks.
+KINK_ROUNDS = 2
 # Observables whose quadrature error ``solve_chain(..., error_estimate=True)`` estimates.
 ESTIMATED = ("eps_g", "m", "q", "b", "train_loss", "train_ce", "train_error_observed",
              "train_error_true", "train_disagreement", "disagreement")  # fmt: skip
 BIASES = ("free", "fixed", "inherit")
+# A stage's observables (names of replica.observables), before its overlaps Q0, Q1, ...
+STAGE_OBSERVABLES = ("eps_g", "m", "q", "b", "V", "train_loss", "train_ce", "train_error",
+                     "train_error_observed", "train_error_true", "train_disagreement",
+                     "disagreement", "eps_bo")  # fmt: skip
 STAGE0_KINDS = ("trained", "bayes")
 
 
@@ -89,8 +109,12 @@ class Stage:
     t2_scaling : bool
         Multiply the distillation term by ``T^2`` (Hinton).
     teacher : {"trained", "bayes"}
-        Stage 0 only: ridge logistic regression on the observed labels, or the Bayes-optimal
-        proxy (paper Eq. 23-24), not fitted to the samples.
+        Stage 0 only: ridge regression with the loss ``loss`` on the observed labels, or the
+        Bayes-optimal proxy (paper Eq. 23-24), not fitted to the samples.
+    loss : {"logistic", "square", "hinge"}
+        The label term ``l`` of ``(1 - chi) l(y_obs, h)``, a row of the loss table
+        (:data:`replica.losses.LOSS_KINDS`); the distillation term is always the tempered
+        cross-entropy. Non-logistic losses need ``lam > 0``.
     """
 
     eta: float = 1.0
@@ -102,6 +126,7 @@ class Stage:
     bias_value: float = 0.0
     t2_scaling: bool = False
     teacher: str = "trained"
+    loss: str = "logistic"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "eta", check_unit_interval("eta", self.eta, open_left=True))
@@ -113,7 +138,8 @@ class Stage:
             raise ParameterError(f"bias_value must be finite; got {self.bias_value!r}")
         object.__setattr__(self, "bias_value", value)
         object.__setattr__(self, "t2_scaling", bool(self.t2_scaling))
-        for name, allowed in (("target", TARGETS), ("bias", BIASES), ("teacher", STAGE0_KINDS)):
+        for name, allowed in (("target", TARGETS), ("bias", BIASES), ("teacher", STAGE0_KINDS),
+                              ("loss", tuple(LOSS_KINDS))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 value = getattr(self, name)
                 raise ParameterError(f"{name} must be one of {allowed}; got {value!r}")
@@ -126,6 +152,16 @@ class Stage:
     @property
     def hard(self) -> bool:
         return self.target == "hard"
+
+    @property
+    def kinked(self) -> bool:
+        """Whether the stage's loss has a kink (a hinge label term with weight ``1 - chi > 0``)."""
+        return self.loss_kind in KINKED and self.chi < 1.0
+
+    @property
+    def loss_kind(self) -> int:
+        """The loss table's integer code of :attr:`loss` (what the numba kernels dispatch on)."""
+        return LOSS_KINDS[self.loss]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -158,6 +194,13 @@ class ChainParams:
             raise ParameterError("stage0.chi must be 0 (stage 0 has no upstream)")
         if first.bias == "inherit":
             raise ParameterError("stage0.bias cannot be 'inherit' (no previous stage)")
+        if first.teacher == "bayes" and first.loss != "logistic":
+            raise ParameterError("stage0.loss: the Bayes-optimal proxy is not trained on the "
+                                 f"samples, it has no loss; got {first.loss!r}")
+        for k, stage in enumerate(stages):
+            if stage.loss != "logistic" and stage.lam == 0.0 and stage.teacher == "trained":
+                raise ParameterError(f"stage{k}.lam must be > 0 for the {stage.loss} loss; "
+                                     "got 0.0")
         for k, stage in enumerate(stages[1:], start=1):
             if stage.teacher != "trained":
                 raise ParameterError(f"stage{k}.teacher: only stage 0 may be 'bayes'")
@@ -244,6 +287,11 @@ class ChainQuadrature:
 # ----------------------------------------------------------------------------------------------
 # Channel kernels (numba): one stage, given the fields of the earlier stages on the parent nodes
 # ----------------------------------------------------------------------------------------------
+#
+# A stage's loss is the loss table's mixture (replica.losses) with label term (1 - chi) l_kind
+# on the observed label (sign ``so``, CE target ``p_obs``) and distillation term
+# kd_weight CE(t, sigma(h/T)); ``kind`` is the table's integer code (numba dispatch, no
+# function objects: cache=True holds).
 
 
 @njit(cache=True)
@@ -267,40 +315,70 @@ def _parent_centre(k, p, sgn, m, b, Lrow, Vrow, Z, F):
 
 
 @njit(cache=True)
+def stage_prox(kind, bayes, u, V, so, p_obs, chi, kd_weight, T, t, guess):
+    """Stage's proximal point and responses ``(h*, r, g)`` at ``u`` (docs/chains.md, "Channel"):
+    ``r = dh*/du`` (0 on a kink), ``g = -df/du = (1 - r)/V`` (:func:`replica.losses.mixture_prox`).
+    A stage not fitted to the samples (the Bayes proxy) has ``h* = u``, ``r = 1``, ``g = 0``."""
+    if bayes:
+        return u, 1.0, 0.0
+    h, d, g, _ = mixture_prox(kind, u, V, so, p_obs, 1.0 - chi, kd_weight, T, t, guess)
+    return h, 1.0 / d, g
+
+
+@njit(cache=True)
+def stage_zero_field(kind, V, so, p_obs, chi, kd_weight, T, t):
+    """``u`` at which ``h*_k = 0``: ``V L_k'(0)`` (every loss of the table is smooth at 0)."""
+    return mixture_omega_zero(kind, V, so, p_obs, 1.0 - chi, kd_weight, T, t)
+
+
+@njit(cache=True)
+def _own_rule(kind, bayes, V, so, p_obs, chi, kd_weight, T, t, centre, width, scratch, zi, wi):
+    """The rule in the stage's own direction: ``(n, split)`` of
+    :func:`replica.channel.own_direction_rule` (split at the fields mapped onto a kink of the
+    loss; otherwise the Gauss-Hermite rule ``zi, wi``)."""
+    if bayes:
+        return 0, False
+    return own_direction_rule(kind, V, so, p_obs, 1.0 - chi, kd_weight, T, t, centre, width,
+                              scratch, zi[:0], wi[:0], 0.0, 0.0)  # fmt: skip
+
+
+@njit(cache=True)
 def stage_channel_sums(
     k, cfg, wpar, Z, F, DF, h_prev, dh_prev, sign, sign_obs,
-    chi, kd_weight, T, hard, m, b, Lrow, V, Vrow, zi, wi, stein, out,
+    chi, kd_weight, T, hard, kind, m, b, Lrow, V, Vrow, zi, wi, scratch, stein, out,
 ):  # fmt: skip
     """Gaussian averages of stage ``k``'s channel (docs/chains.md, "Channel").
 
-    ``out`` (length ``4 + 2k``) receives ``E[s f], E[f], E[a/(1+aV)], E[f^2]``, then
-    ``E[f f_j]`` (``j < k``), then ``E[-df/d omega_l]`` (forward derivative, ``stein`` False)
-    or ``E[z_l f]`` (Stein's lemma, for chains with hard targets), ``l < k``.
+    ``out`` (length ``4 + 2k``) receives ``E[s f], E[f], E[g], E[f^2]``, then ``E[f f_j]``
+    (``j < k``), then ``E[-df/d omega_l]`` (forward derivative, ``stein`` False) or
+    ``E[z_l f]`` (Stein's lemma, for chains with hard targets), ``l < k``. ``g = -df/du``
+    is the response slope (``a/(1 + aV)`` for a smooth loss, ``1/V`` on a kink).
     """
     out[:] = 0.0
     Lkk = Lrow[k]
     for p in range(wpar.size):
         c = cfg[p]
         sgn = sign[c]
-        p_obs = 0.5 * (sign_obs[c] + 1.0)
+        so = sign_obs[c]
+        p_obs = 0.5 * (so + 1.0)
         t, cc = _stage_target(k, hard, h_prev[p], kd_weight, T)
         centre = _parent_centre(k, p, sgn, m, b, Lrow, Vrow, Z, F)
+        n, split = _own_rule(kind, False, V, so, p_obs, chi, kd_weight, T, t, centre, Lkk,
+                             scratch, zi, wi)  # fmt: skip
         h = centre
-        a = 0.0
+        r = 1.0
         u_prev = centre
-        for j in range(zi.size):
-            u = centre + Lkk * zi[j]
-            guess = h + (u - u_prev) / (1.0 + a * V)
-            h, a = prox_tempered_logistic_curvature(
-                u, V, 1.0 - chi, 1.0, p_obs, kd_weight, T, t, guess
-            )
+        for j in range(rule_size(zi, n, split)):
+            zj, wj = rule_node(zi, wi, scratch, split, j)
+            u = centre + Lkk * zj
+            guess = h + (u - u_prev) * r
+            h, r, g = stage_prox(kind, False, u, V, so, p_obs, chi, kd_weight, T, t, guess)
             u_prev = u
             f = (h - u) / V
-            r = 1.0 / (1.0 + a * V)
-            w = wpar[p] * wi[j]
+            w = wpar[p] * wj
             out[0] += w * sgn * f
             out[1] += w * f
-            out[2] += w * a * r
+            out[2] += w * g
             out[3] += w * f * f
             for i in range(k):
                 out[4 + i] += w * f * F[p, i]
@@ -311,37 +389,60 @@ def stage_channel_sums(
                     d = 0.0
                     for i in range(l, k):
                         d += Vrow[i] * DF[p, i, l]
-                    out[4 + k + l] += w * (a * d + cc * dh_prev[p, l]) * r
+                    out[4 + k + l] += w * (g * d + cc * dh_prev[p, l] * r)
     return out
 
 
 @njit(cache=True)
-def stage_roots(k, cfg, Z, F, h_prev, sign, sign_obs, chi, kd_weight, T, hard,
+def stage_roots(k, cfg, Z, F, h_prev, sign, sign_obs, chi, kd_weight, T, hard, kind,
                 m, b, Lrow, V, Vrow, out):  # fmt: skip
     """Root in ``z_k`` of ``h*_k = 0`` under each parent: ``u_k = V L_k'(0)`` (closed form)."""
     for p in range(cfg.size):
         c = cfg[p]
-        p_obs = 0.5 * (sign_obs[c] + 1.0)
+        so = sign_obs[c]
         t, _ = _stage_target(k, hard, h_prev[p], kd_weight, T)
-        slope0 = (1.0 - chi) * (0.5 - p_obs) + kd_weight * (0.5 - t) / T
+        zero = stage_zero_field(kind, V, so, 0.5 * (so + 1.0), chi, kd_weight, T, t)
         centre = _parent_centre(k, p, sign[c], m, b, Lrow, Vrow, Z, F)
-        out[p] = (V * slope0 - centre) / Lrow[k]
+        out[p] = (zero - centre) / Lrow[k]
+    return out
+
+
+@njit(cache=True)
+def stage_kink_points(k, cfg, Z, F, h_prev, sign, sign_obs, chi, kd_weight, T, hard, kind,
+                      m, b, Lrow, V, Vrow, out):  # fmt: skip
+    """Under each parent, the two points in ``z_k`` that bound the fields mapped onto the
+    kink of stage ``k``'s loss (``out[p] = (lo, hi)``; NaN for a smooth loss): ``h*_k`` and
+    every later field are only continuous there, so the rules in ``z_k`` are split there too."""
+    for p in range(cfg.size):
+        c = cfg[p]
+        so = sign_obs[c]
+        t, _ = _stage_target(k, hard, h_prev[p], kd_weight, T)
+        lo, hi, kinked = mixture_kink_fields(kind, V, so, 0.5 * (so + 1.0), 1.0 - chi,
+                                             kd_weight, T, t)  # fmt: skip
+        if not kinked or V <= 0.0:
+            out[p, 0] = np.nan
+            out[p, 1] = np.nan
+            continue
+        centre = _parent_centre(k, p, sign[c], m, b, Lrow, Vrow, Z, F)
+        out[p, 0] = (lo - centre) / Lrow[k]
+        out[p, 1] = (hi - centre) / Lrow[k]
     return out
 
 
 @njit(cache=True)
 def stage_training_sums(
-    k, cfg, wpar, Z, F, h_prev, sign, sign_obs, chi, kd_weight, T, hard,
-    m, b, Lrow, V, Vrow, bayes, zi, wi, out,
+    k, cfg, wpar, Z, F, h_prev, sign, sign_obs, chi, kd_weight, T, hard, kind,
+    m, b, Lrow, V, Vrow, bayes, zi, wi, scratch, out,
 ):  # fmt: skip
     """Training observables of stage ``k``: ``out = (loss, CE vs observed labels, error vs
     observed, error vs true, disagreement with stage k-1)``, all per sample.
 
-    ``h*_k`` is increasing in ``z_k`` and vanishes at :func:`stage_roots`, so the three error
-    rates are Gaussian probabilities at that root under each parent.
+    ``h*_k`` is non-decreasing in ``z_k`` and vanishes at :func:`stage_roots`, so the three
+    error rates are Gaussian probabilities at that root under each parent.
     """
     out[:] = 0.0
     Lkk = Lrow[k]
+    c_label = 1.0 - chi
     for p in range(wpar.size):
         c = cfg[p]
         sgn = sign[c]
@@ -349,21 +450,18 @@ def stage_training_sums(
         p_obs = 0.5 * (so + 1.0)
         t, _ = _stage_target(k, hard, h_prev[p], kd_weight, T)
         centre = _parent_centre(k, p, sgn, m, b, Lrow, Vrow, Z, F)
+        n, split = _own_rule(kind, bayes, V, so, p_obs, chi, kd_weight, T, t, centre, Lkk,
+                             scratch, zi, wi)  # fmt: skip
         h = centre
-        for j in range(zi.size):
-            u = centre + Lkk * zi[j]
-            if bayes:
-                h = u
-            else:
-                h, _ = prox_tempered_logistic_curvature(
-                    u, V, 1.0 - chi, 1.0, p_obs, kd_weight, T, t, h
-                )
-            w = wpar[p] * wi[j]
-            ce = softplus(h) - p_obs * h
-            out[0] += w * ((1.0 - chi) * ce + kd_weight * (softplus(h / T) - t * h / T))
-            out[1] += w * ce
-        slope0 = (1.0 - chi) * (0.5 - p_obs) + kd_weight * (0.5 - t) / T
-        below = gaussian_cdf((V * slope0 - centre) / Lkk)  # P(h*_k < 0 | parent)
+        for j in range(rule_size(zi, n, split)):
+            zj, wj = rule_node(zi, wi, scratch, split, j)
+            u = centre + Lkk * zj
+            h, _, _ = stage_prox(kind, bayes, u, V, so, p_obs, chi, kd_weight, T, t, h)
+            w = wpar[p] * wj
+            out[0] += w * mixture_loss(kind, h, so, p_obs, c_label, kd_weight, T, t)
+            out[1] += w * label_loss(LOGISTIC, h, so, p_obs)
+        zero = stage_zero_field(kind, V, so, p_obs, chi, kd_weight, T, t)
+        below = gaussian_cdf((zero - centre) / Lkk)  # P(h*_k < 0 | parent)
         out[2] += wpar[p] * (below if so > 0.0 else 1.0 - below)
         out[3] += wpar[p] * (below if sgn > 0.0 else 1.0 - below)
         if k > 0:
@@ -373,7 +471,7 @@ def stage_training_sums(
 
 @njit(cache=True)
 def stage_children(
-    k, cfg, wpar, Z, F, DF, h_prev, dh_prev, sign, sign_obs, chi, kd_weight, T, hard,
+    k, cfg, wpar, Z, F, DF, h_prev, dh_prev, sign, sign_obs, chi, kd_weight, T, hard, kind,
     m, b, Lrow, V, Vrow, bayes, zc, wc,
     o_cfg, o_w, o_Z, o_F, o_DF, o_h, o_dh,
 ):  # fmt: skip
@@ -381,14 +479,16 @@ def stage_children(
 
     Fills the next :class:`_Level`: configuration, weight, ``z_0..z_k``, ``f_0..f_k``,
     ``df_i/d omega_l`` (``i, l <= k``), ``h*_k`` and ``dh*_k/d omega_l``, using the forward
-    derivatives of docs/chains.md (exact for soft targets; not used across hard ones).
+    derivatives of docs/chains.md (exact for soft targets; not used across hard ones; on a
+    kink of the loss ``r = 0``: ``h*`` is stuck, ``df/du = -1/V``).
     """
     n_child = zc.shape[1]
     Lkk = Lrow[k]
     du = np.empty(k + 1)
     for p in range(wpar.size):
         c = cfg[p]
-        p_obs = 0.5 * (sign_obs[c] + 1.0)
+        so = sign_obs[c]
+        p_obs = 0.5 * (so + 1.0)
         t, cc = _stage_target(k, hard, h_prev[p], kd_weight, T)
         centre = _parent_centre(k, p, sign[c], m, b, Lrow, Vrow, Z, F)
         for l in range(k + 1):
@@ -397,7 +497,6 @@ def stage_children(
                 acc += Vrow[i] * DF[p, i, l]
             du[l] = acc
         h = centre
-        a = 0.0
         for j in range(n_child):
             n = p * n_child + j
             u = centre + Lkk * zc[p, j]
@@ -416,12 +515,9 @@ def stage_children(
                     o_dh[n, l] = 1.0 if l == k else 0.0
                     o_DF[n, k, l] = 0.0
                 continue
-            h, a = prox_tempered_logistic_curvature(
-                u, V, 1.0 - chi, 1.0, p_obs, kd_weight, T, t, h
-            )
+            h, r, _ = stage_prox(kind, False, u, V, so, p_obs, chi, kd_weight, T, t, h)
             o_h[n] = h
             o_F[n, k] = (h - u) / V
-            r = 1.0 / (1.0 + a * V)
             for l in range(k + 1):
                 prev = dh_prev[p, l] if l < k else 0.0
                 dh = (du[l] - V * cc * prev) * r
@@ -430,39 +526,46 @@ def stage_children(
 
 
 @njit(cache=True)
-def _median_gap(z, g, k, sgn, p_obs, centre1, Lkk1, t1, chi1, kd1, T1, V1, bayes1,
-                base_k, L_kk1, V_kk1, chi, kd, T, hard, V, h_guess):  # fmt: skip
-    """``V_k L_k'(0) - (centre of u_k)`` at ``z_{k-1} = z``: stage k's median is below zero
-    where it is positive. Returns it and stage k-1's ``h*`` (a guess for the next call)."""
+def _median_gap(z, g, k, sgn, so, p_obs, centre1, Lkk1, t1, chi1, kd1, T1, V1, kind1, bayes1,
+                base_k, L_kk1, V_kk1, chi, kd, T, hard, kind, V, which, h_guess):  # fmt: skip
+    """``(a field of stage k) - (centre of u_k)`` at ``z_{k-1} = z``; the field is ``V_k L_k'(0)``
+    (``which = 0``: stage k's median is below zero where the gap is positive), or the lower
+    (1) or upper (2) end of the fields mapped onto the kink of stage k's loss. Returns it and
+    stage k-1's ``h*`` (a guess for the next call)."""
     u1 = centre1 + Lkk1 * z
-    if bayes1:
-        h1, f1 = u1, 0.0
-    else:
-        h1, _ = prox_tempered_logistic_curvature(u1, V1, 1.0 - chi1, 1.0, p_obs, kd1, T1, t1,
-                                                 h_guess)  # fmt: skip
-        f1 = (h1 - u1) / V1
+    h1, _, _ = stage_prox(kind1, bayes1, u1, V1, so, p_obs, chi1, kd1, T1, t1, h_guess)
+    f1 = 0.0 if bayes1 else (h1 - u1) / V1
     t, _ = _stage_target(k, hard, h1, kd, T)
-    slope0 = (1.0 - chi) * (0.5 - p_obs) + kd * (0.5 - t) / T
-    return V * slope0 - (base_k + L_kk1 * z + V_kk1 * f1), h1
+    if which == 0:
+        field = stage_zero_field(kind, V, so, p_obs, chi, kd, T, t)
+    else:
+        lo, hi, _ = mixture_kink_fields(kind, V, so, p_obs, 1.0 - chi, kd, T, t)
+        field = lo if which == 1 else hi
+    return field - (base_k + L_kk1 * z + V_kk1 * f1), h1
 
 
 @njit(cache=True)
 def stage_steep_points(
     k, cfg, Z, F, h_gp, sign, sign_obs,
-    chi1, kd1, T1, hard1, m1, b1, Lrow1, V1, Vrow1, bayes1,
-    chi, kd, T, hard, m, b, Lrow, V, Vrow, roots, out,
+    chi1, kd1, T1, hard1, kind1, m1, b1, Lrow1, V1, Vrow1, bayes1,
+    chi, kd, T, hard, kind, m, b, Lrow, V, Vrow, which, roots, out,
 ):  # fmt: skip
     """Under each node of ``z_0..z_{k-2}`` (``k >= 1``), the point ``z_{k-1}`` on either side of
     the root of ``h*_{k-1} = 0`` where stage k's conditional median ``P(h*_k < 0) = 1/2``
     (NaN where there is none). ``P(h*_k < 0 | z_<k)`` is a steep function of ``z_{k-1}``
     there when the two stages are strongly correlated (``L_kk`` small): the training errors
     and disagreement of stage k are integrated on rules split at these points too.
+
+    With ``which = 1`` or ``2`` (a loss with a kink), the points where the centre of ``u_k``
+    crosses the lower or upper end of the fields mapped onto the kink instead: there stage
+    k's averages over ``z_k`` have a near-kink of width ``~L_kk / L_k,k-1`` in ``z_{k-1}``.
     """
     cut = 9.0
     for g in range(cfg.size):
         c = cfg[g]
         sgn = sign[c]
-        p_obs = 0.5 * (sign_obs[c] + 1.0)
+        so = sign_obs[c]
+        p_obs = 0.5 * (so + 1.0)
         t1, _ = _stage_target(k - 1, hard1, h_gp[g], kd1, T1)
         centre1 = _parent_centre(k - 1, g, sgn, m1, b1, Lrow1, Vrow1, Z, F)
         base_k = sgn * m + b
@@ -477,19 +580,20 @@ def stage_steep_points(
             eps = 1e-12 * (1.0 + abs(a))
             zl = lo if side == 0 else lo + eps
             zh = hi - eps if side == 0 else hi
-            gl, h = _median_gap(zl, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1, T1,
-                                V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd, T,
-                                hard, V, 0.0)  # fmt: skip
-            gh, h = _median_gap(zh, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1, T1,
-                                V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd, T,
-                                hard, V, h)  # fmt: skip
+            gl, h = _median_gap(zl, g, k, sgn, so, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1,
+                                T1, V1, kind1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi,
+                                kd, T, hard, kind, V, which, 0.0)  # fmt: skip
+            gh, h = _median_gap(zh, g, k, sgn, so, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1,
+                                T1, V1, kind1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi,
+                                kd, T, hard, kind, V, which, h)  # fmt: skip
             if gl * gh > 0.0:
                 continue
             for _ in range(60):
                 zm = 0.5 * (zl + zh)
-                gm, h = _median_gap(zm, g, k, sgn, p_obs, centre1, Lrow1[k - 1], t1, chi1, kd1,
-                                    T1, V1, bayes1, base_k, Lrow[k - 1], Vrow[k - 1], chi, kd,
-                                    T, hard, V, h)  # fmt: skip
+                gm, h = _median_gap(zm, g, k, sgn, so, p_obs, centre1, Lrow1[k - 1], t1, chi1,
+                                    kd1, T1, V1, kind1, bayes1, base_k, Lrow[k - 1],
+                                    Vrow[k - 1], chi, kd, T, hard, kind, V, which,
+                                    h)  # fmt: skip
                 if gm * gl > 0.0:
                     zl, gl = zm, gm
                 else:
@@ -656,20 +760,33 @@ class StageSolution(ReportedSolution):
         """``(m, q, Q_k<, V, V_k<, b)``: a warm start for the same stage."""
         return np.array([self.m, self.q, *self.overlaps, self.V, *self.responses, self.b])
 
-    def to_dict(self) -> dict:
-        out = {
-            "stage": self.index, "eps_g": self.eps_g, "m": self.m, "q": self.q, "b": self.b,
-            "V": self.V, "overlaps": list(self.overlaps), "responses": list(self.responses),
-            "train_loss": self.train_loss, "train_ce": self.train_ce,
-            "train_error_observed": self.train_error_observed,
-            "train_error_true": self.train_error_true,
-            "train_disagreement": self.train_disagreement, "disagreement": self.disagreement,
-            "eps_bo": self.eps_bo, "mhat": self.mhat, "Vhat": self.Vhat,
-            "Qhat": list(self.Qhat), "Vhat_cross": list(self.Vhat_cross),
-            "converged": self.converged, "status": self.status, "nit": self.iterations,
-            "residual": self.residual, "params": self.stage.to_dict(),
-        }  # fmt: skip
+    @property
+    def train_error(self) -> float:
+        """Training error against the labels the stage is trained on (the observed ones): the
+        schema's ``train_error`` (:mod:`replica.observables`), = ``train_error_observed``."""
+        return self.train_error_observed
+
+    def observables(self) -> dict:
+        """``{name: value}`` with the names of :mod:`replica.observables` (the overlaps with
+        earlier stages as ``Q0, Q1, ...``, as in :mod:`simulations.chains`)."""
+        out = {key: getattr(self, key) for key in STAGE_OBSERVABLES}
+        out.update({f"Q{j}": v for j, v in enumerate(self.overlaps)})
         return out
+
+    def to_row(self) -> dict:
+        """Flat row: ``stage``, the observables, then ``converged``, ``nit``, ``residual``,
+        ``status`` (as the teacher's and the student's rows)."""
+        return {"stage": self.index, **self.observables(), **self.convergence()}
+
+    def to_dict(self) -> dict:
+        """JSON-ready record: the row (:meth:`to_row`), ``message``, the overlaps, responses and
+        conjugates as lists, and the stage's ``params``."""
+        return {
+            **self.to_row(), "message": self.message, "overlaps": list(self.overlaps),
+            "responses": list(self.responses), "mhat": self.mhat, "Vhat": self.Vhat,
+            "Qhat": list(self.Qhat), "Vhat_cross": list(self.Vhat_cross),
+            "params": self.stage.to_dict(),
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -689,7 +806,32 @@ class ChainSolution:
 
     @property
     def converged(self) -> bool:
-        return all(s.converged for s in self.stages)
+        """Every stage converged (a bool)."""
+        return bool(all(s.converged for s in self.stages))
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`converged` (``scipy.optimize`` convention)."""
+        return self.converged
+
+    @property
+    def status(self) -> int:
+        """The status of the first stage that did not converge (0 if all did; codes of
+        :mod:`saddle.fixed_point`)."""
+        return next((s.status for s in self.stages if s.status != 0), 0)
+
+    @property
+    def message(self) -> str:
+        """``"converged"`` at every stage, or the first failing stage's message."""
+        for s in self.stages:
+            if s.status != 0:
+                return f"stage{s.index}: {s.message}"
+        return f"converged at all {len(self.stages)} stages"
+
+    @property
+    def nit(self) -> int:
+        """Fixed-point map evaluations summed over the stages."""
+        return int(sum(s.nit for s in self.stages))
 
     def __getitem__(self, k: int) -> StageSolution:
         return self.stages[k]
@@ -697,8 +839,15 @@ class ChainSolution:
     def __len__(self) -> int:
         return len(self.stages)
 
+    def to_rows(self) -> list[dict]:
+        """One flat row per stage (:meth:`StageSolution.to_row`)."""
+        return [s.to_row() for s in self.stages]
+
     def to_dict(self) -> dict:
-        out = {"params": self.params.to_dict(), "converged": self.converged,
+        """JSON-ready record: ``params``, ``converged``, ``nit``, ``status``, ``message`` and the
+        ``stages`` list (:meth:`StageSolution.to_dict`)."""
+        out = {"params": self.params.to_dict(), "converged": self.converged, "nit": self.nit,
+               "status": self.status, "message": self.message,
                "stages": [s.to_dict() for s in self.stages]}  # fmt: skip
         if self.errors is not None:
             out["quadrature_errors"] = [dict(e) for e in self.errors]
@@ -793,7 +942,8 @@ class _ChainSolver:
     def _kernel_args(self, k: int, stage: Stage):
         lv = self.level
         return (k, lv.cfg, lv.weight, lv.Z, lv.F, lv.DF, lv.h, lv.dh, self.sign, self.sign_obs,
-                stage.chi, stage.kd_weight, stage.temperature, stage.hard)  # fmt: skip
+                stage.chi, stage.kd_weight, stage.temperature, stage.hard,
+                stage.loss_kind)  # fmt: skip
 
     def _fixed_bias(self, k: int, stage: Stage) -> float | None:
         if stage.bias == "fixed":
@@ -852,6 +1002,7 @@ class _ChainSolver:
         zi, wi = rule.nodes, rule.weights
         stein = self._stein(k)
         out = np.empty(4 + 2 * k)
+        scratch = channel_scratch()
         Lprev = self.L[:k, :k]
         fixed_b = self._fixed_bias(k, stage)
         bayes0 = k > 0 and p.stages[0].teacher == "bayes"
@@ -861,7 +1012,7 @@ class _ChainSolver:
         def conjugates(x, Lrow):
             m, V, b = x[0], x[2 + k], x[-1]
             Vrow = x[3 + k : 3 + 2 * k]
-            stage_channel_sums(*base, m, b, Lrow, V, Vrow, zi, wi, stein, out)
+            stage_channel_sums(*base, m, b, Lrow, V, Vrow, zi, wi, scratch, stein, out)
             esf, ef, ea, ef2 = out[:4]
             mhat = alpha * esf
             Qhat_row = alpha * delta * np.append(out[4 : 4 + k], ef2)
@@ -921,6 +1072,9 @@ class _ChainSolver:
 
         default = self._start(k, stage)
         report, total = solve_with_continuation(iterate, stage.lam, default, initial)
+        if report.converged and k and stage.kinked and self.quad.split:
+            report, extra = self._resolve_kinks(k, stage, report, iterate)
+            total += extra
         report = dataclasses.replace(report, nit=total)
         x = report.x
         update, _, _, conjugates = self._map(k, stage, stage.lam)
@@ -938,6 +1092,30 @@ class _ChainSolver:
                           ConvergenceWarning, stacklevel=3)  # fmt: skip
         return self._finish(k, stage, m, q, b, V, Qrow, Vrow, Lrow,
                             (mhat, Vhat, Qhat_row), Vhat_row, report)  # fmt: skip
+
+    def _resolve_kinks(self, k: int, stage: Stage, report: FixedPointResult, iterate):
+        """Re-solve a stage whose loss has a kink on parent rules in ``z_{k-1}`` split where,
+        at the solution, the centre of ``u_k`` crosses the ends of the fields mapped onto the
+        kink (:func:`stage_steep_points`, ``which`` 1 and 2): the average over ``z_k`` has a
+        near-kink there, of width ``~L_kk / L_k,k-1``, which the rules split only at the root
+        of ``h*_{k-1}`` resolve slowly (docs/chains.md, "Losses of the table"). Warm-started,
+        at most :data:`KINK_ROUNDS` times; returns the report and the map evaluations used."""
+        total = 0
+        for _ in range(KINK_ROUNDS):
+            x = report.x
+            Lrow = _cholesky_row(self.L[:k, :k], x[2 : 2 + k], x[1], self.params.delta)
+            if Lrow is None:
+                break
+            near = (stage, x[0], x[-1], Lrow, x[2 + k], x[3 + k : 3 + 2 * k])
+            self.level = self._children(k - 1, self.params.stages[k - 1], self._previous[k - 1],
+                                        self.quad.side, near, (1, 2))  # fmt: skip
+            new = iterate(stage.lam, x)
+            total += new.nit
+            change = float(np.max(np.abs(new.x - x) / np.maximum(1.0, np.abs(new.x))))
+            report = new
+            if not new.converged or change <= 10.0 * self.options["tol"]:
+                break
+        return report, total
 
     def _finish(self, k, stage, m, q, b, V, Qrow, Vrow, Lrow, conj, Vhat_row, report,
                 bayes=False) -> StageSolution:  # fmt: skip
@@ -957,10 +1135,11 @@ class _ChainSolver:
             # rule in z_{k-1} split at the steep points too, for these observables only.
             steep = (stage, m, b, Lrow, V, Vrow)
             lv = self._children(k - 1, self.params.stages[k - 1], self._previous[k - 1],
-                                self.quad.side_observables, steep)  # fmt: skip
+                                self.quad.side_observables, steep, (0, 1, 2))  # fmt: skip
         stage_training_sums(k, lv.cfg, lv.weight, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
-                            stage.chi, stage.kd_weight, stage.temperature, stage.hard, m, b,
-                            Lrow, V, Vrow, bayes, rule.nodes, rule.weights, train)  # fmt: skip
+                            stage.chi, stage.kd_weight, stage.temperature, stage.hard,
+                            stage.loss_kind, m, b, Lrow, V, Vrow, bayes, rule.nodes,
+                            rule.weights, channel_scratch(), train)  # fmt: skip
         self._previous.append((self.level, m, b, Lrow, V, Vrow, bayes))
         if k + 1 < len(p.stages):
             self.level = self._children(k, stage, self._previous[k], self.quad.side)
@@ -979,27 +1158,39 @@ class _ChainSolver:
             bayes_optimal_error(p.alpha, p.mixture, eta=stage.eta), report,
         )  # fmt: skip
 
-    def _children(self, k, stage, solved, side, steep=None) -> _Level:
+    def _children(self, k, stage, solved, side, steep=None, features=(0,)) -> _Level:
         """Stage ``k``'s fields on its child nodes under the parents it was solved on; with
         ``steep = (stage k+1, its m, b, L row, V, V row)`` the rules are also split at the
-        steep points of stage k+1's training observables (:func:`stage_steep_points`)."""
+        points ``features`` of stage k+1 (:func:`stage_steep_points`: 0, the steep points of
+        its training observables; 1 and 2, the near-kinks of a kinked loss)."""
         lv, m, b, Lrow, V, Vrow, bayes = solved
         P = lv.size
         if self.quad.split:
             roots = np.empty(P)
             stage_roots(k, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs, stage.chi,
-                        stage.kd_weight, stage.temperature, stage.hard, m, b, Lrow, V, Vrow,
-                        roots)  # fmt: skip
+                        stage.kd_weight, stage.temperature, stage.hard, stage.loss_kind, m, b,
+                        Lrow, V, Vrow, roots)  # fmt: skip
             cuts = roots[:, None]
+            if stage.kinked and not bayes:
+                # h*_k is only continuous where the loss has its kink: split there too.
+                kinks = np.empty((P, 2))
+                stage_kink_points(k, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
+                                  stage.chi, stage.kd_weight, stage.temperature, stage.hard,
+                                  stage.loss_kind, m, b, Lrow, V, Vrow, kinks)  # fmt: skip
+                cuts = np.concatenate([cuts, kinks], axis=1)
             if steep is not None:
                 nxt, m2, b2, L2, V2, Vr2 = steep
-                extra = np.empty((P, 2))
-                stage_steep_points(k + 1, lv.cfg, lv.Z, lv.F, lv.h, self.sign, self.sign_obs,
-                                   stage.chi, stage.kd_weight, stage.temperature, stage.hard,
-                                   m, b, Lrow, V, Vrow, bayes, nxt.chi, nxt.kd_weight,
-                                   nxt.temperature, nxt.hard, m2, b2, L2, V2, Vr2, roots,
-                                   extra)  # fmt: skip
-                cuts = np.concatenate([cuts, extra], axis=1)
+                for which in features:
+                    if which and not nxt.kinked:
+                        continue
+                    extra = np.empty((P, 2))
+                    stage_steep_points(k + 1, lv.cfg, lv.Z, lv.F, lv.h, self.sign,
+                                       self.sign_obs, stage.chi, stage.kd_weight,
+                                       stage.temperature, stage.hard, stage.loss_kind, m, b,
+                                       Lrow, V, Vrow, bayes, nxt.chi, nxt.kd_weight,
+                                       nxt.temperature, nxt.hard, nxt.loss_kind, m2, b2, L2, V2,
+                                       Vr2, which, roots, extra)  # fmt: skip
+                    cuts = np.concatenate([cuts, extra], axis=1)
             zc, wc = piecewise_gauss_rules(cuts, side)
         else:
             rule = gauss_hermite(self.quad.outer)
@@ -1011,8 +1202,8 @@ class _ChainSolver:
                      np.empty((n, k + 1)))  # fmt: skip
         stage_children(k, lv.cfg, lv.weight, lv.Z, lv.F, lv.DF, lv.h, lv.dh, self.sign,
                        self.sign_obs, stage.chi, stage.kd_weight, stage.temperature, stage.hard,
-                       m, b, Lrow, V, Vrow, bayes, zc, wc, new.cfg, new.weight, new.Z, new.F,
-                       new.DF, new.h, new.dh)  # fmt: skip
+                       stage.loss_kind, m, b, Lrow, V, Vrow, bayes, zc, wc, new.cfg, new.weight,
+                       new.Z, new.F, new.DF, new.h, new.dh)  # fmt: skip
         keep = _significant(new.weight, self.quad.pruned_mass)
         if not np.all(keep):
             new = _Level(*(getattr(new, f.name)[keep] for f in dataclasses.fields(_Level)))
@@ -1090,13 +1281,15 @@ def _solve(params, quad, initial, options) -> ChainSolution:
         "kd": np.array([st.stage.kd_weight for st in out]),
         "T": np.array([st.stage.temperature for st in out]),
         "hard": np.array([st.stage.hard for st in out]),
+        "kind": np.array([st.stage.loss_kind for st in out], dtype=np.int64),
         "bayes0": params.stages[0].teacher == "bayes",
     }  # fmt: skip
     return ChainSolution(params, tuple(out), quad, fields=fields)
 
 
 @njit(cache=True)
-def _chain_sample_sums(s_c, so_c, m, b, L, V, Vmat, chi, kd, T, hard, bayes0, normals, out):
+def _chain_sample_sums(s_c, so_c, m, b, L, V, Vmat, chi, kd, T, hard, kind, bayes0, normals,
+                       out):  # fmt: skip
     """Sums over samples of one configuration ``(s_c, so_c)`` of the Rao-Blackwellised
     training indicators: for each stage, ``P(h*_k < 0 | z_<k)`` (closed form) turned into the
     error against the observed label, against the true label and the disagreement with stage
@@ -1111,8 +1304,8 @@ def _chain_sample_sums(s_c, so_c, m, b, L, V, Vmat, chi, kd, T, hard, bayes0, no
             for l in range(k):
                 centre += L[k, l] * normals[n, l] + Vmat[k, l] * f[l]
             t, _ = _stage_target(k, hard[k], h[k - 1] if k > 0 else 0.0, kd[k], T[k])
-            slope0 = (1.0 - chi[k]) * (0.5 - p_obs) + kd[k] * (0.5 - t) / T[k]
-            below = gaussian_cdf((V[k] * slope0 - centre) / L[k, k])
+            zero = stage_zero_field(kind[k], V[k], so_c, p_obs, chi[k], kd[k], T[k], t)
+            below = gaussian_cdf((zero - centre) / L[k, k])
             vals = (below if so_c > 0.0 else 1.0 - below,
                     below if s_c > 0.0 else 1.0 - below,
                     (below if h[k - 1] > 0.0 else 1.0 - below) if k > 0 else 0.0)
@@ -1123,9 +1316,8 @@ def _chain_sample_sums(s_c, so_c, m, b, L, V, Vmat, chi, kd, T, hard, bayes0, no
             if k == 0 and bayes0:
                 h[k], f[k] = u, 0.0
             else:
-                h[k], _ = prox_tempered_logistic_curvature(
-                    u, V[k], 1.0 - chi[k], 1.0, p_obs, kd[k], T[k], t, u
-                )
+                h[k] = stage_prox(kind[k], False, u, V[k], so_c, p_obs, chi[k], kd[k], T[k], t,
+                                  u)[0]  # fmt: skip
                 f[k] = (h[k] - u) / V[k]
     return out
 
@@ -1159,7 +1351,8 @@ def training_observables_mc(solution: ChainSolution, samples: int = 2**20,
             size = min(2**17, n_c - done)
             _chain_sample_sums(sign[c], sign_obs[c], fl["m"], fl["b"], fl["L"], fl["V"],
                                fl["Vmat"], fl["chi"], fl["kd"], fl["T"], fl["hard"],
-                               fl["bayes0"], rng.standard_normal((size, K1)), sums)  # fmt: skip
+                               fl["kind"], fl["bayes0"], rng.standard_normal((size, K1)),
+                               sums)  # fmt: skip
             done += size
         mean = sums[:, :, 0] / n_c
         var = np.maximum(sums[:, :, 1] / n_c - mean**2, 0.0) * n_c / (n_c - 1)
@@ -1177,191 +1370,16 @@ def training_observables_mc(solution: ChainSolution, samples: int = 2**20,
 
 
 # ----------------------------------------------------------------------------------------------
-# Stage-wise optimal ridge: gradients through the fixed point (implicit function theorem)
+# Optimal hyper-parameters live in replica/chain_optimise.py (imported lazily: it imports this)
 # ----------------------------------------------------------------------------------------------
 
-
-def _eps_g_gradient(x: np.ndarray, rho: float, delta: float) -> np.ndarray:
-    """``d eps_g / dx`` for the stage state ``x = (m, q, Q_k<, V, V_k<, b)`` (paper Eq. 12)."""
-    m, q, b = x[0], x[1], x[-1]
-    width = math.sqrt(delta * q)
-    grad = np.zeros(x.size)
-    for s, pc in ((1.0, rho), (-1.0, 1.0 - rho)):
-        u = (m + s * b) / width
-        dens = math.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
-        # d H(u) = -phi(u) du
-        grad[0] += -pc * dens / width
-        grad[-1] += -pc * dens * s / width
-        grad[1] += pc * dens * u / (2.0 * q)
-    return grad
+_OPTIMISE = ("OPTIMISABLE", "ChainGradient", "chain_eps_g_and_gradient", "optimise_stage_lams",
+             "optimise_stages", "stage_eps_g_and_gradient", "_eps_g_gradient")  # fmt: skip
 
 
-def _stage_param_derivative(solver: _ChainSolver, k: int, stage: Stage, x: np.ndarray,
-                            name: str = "lam", rel_step: float = 1e-6) -> np.ndarray:  # fmt: skip
-    """``dx*/d theta`` of stage k's fixed point ``x* = F(x*, theta)`` for the stage parameter
-    ``theta`` = ``name`` (lam, chi or temperature) by the implicit function theorem,
-    ``(I - dF/dx)^{-1} dF/d theta``, the map's derivatives by central differences (one-sided at
-    the ends of chi's range; ``solver`` must still have stage k's parents as its level)."""
-    update = solver._map(k, stage, stage.lam)[0]
-    n = x.size
-    J = np.empty((n, n))
-    for i in range(n):
-        h = rel_step * max(1.0, abs(x[i]))
-        xp, xm = x.copy(), x.copy()
-        xp[i] += h
-        xm[i] -= h
-        J[:, i] = (update(xp) - update(xm)) / (2.0 * h)
-    value = getattr(stage, name)
-    h = rel_step * max(abs(value), 1e-8 if name == "lam" else 1.0)
-    hi, lo = value + h, value - h
-    if name == "chi":
-        hi, lo = min(hi, 1.0), max(lo, 0.0)
-    if name == "lam":
-        lo = max(lo, 0.0)
+def __getattr__(name: str):
+    if name in _OPTIMISE:
+        from replica import chain_optimise
 
-    def at(v):
-        if name == "lam":
-            return solver._map(k, stage, v)[0](x)
-        return solver._map(k, dataclasses.replace(stage, **{name: v}), stage.lam)[0](x)
-
-    dF = (at(hi) - at(lo)) / (hi - lo)
-    return np.linalg.solve(np.eye(n) - J, dF)
-
-
-def stage_eps_g_and_gradient(alpha: float, rho: float, delta: float, flip: float,
-                             stages: Sequence[Stage], k: int, names: Sequence[str] = ("lam",),
-                             quadrature: ChainQuadrature | None = None):  # fmt: skip
-    """Stage k's ``eps_g`` and its gradient with respect to stage k's parameters ``names``
-    (lam, chi, temperature; stages < k fixed; implicit function theorem on stage k's
-    fixed-point map). Returns ``(eps_g, gradient array, StageSolution)``."""
-    params = ChainParams(alpha, rho, delta, flip, tuple(stages))
-    solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
-                          max_iter=5000)  # fmt: skip
-    for j in range(k):
-        solver.solve_stage(j)
-    return _eps_and_gradient(solver, k, names)
-
-
-def _eps_and_gradient(solver: _ChainSolver, k: int, names: Sequence[str] = ("lam",)):
-    import copy
-
-    stage = solver.params.stages[k]
-    pristine = copy.deepcopy(solver)
-    sol = solver.solve_stage(k)
-    x = sol.state
-    de_dx = _eps_g_gradient(x, solver.params.rho, solver.params.delta)
-    grad = np.empty(len(names))
-    for i, name in enumerate(names):
-        with np.errstate(all="ignore"):
-            grad[i] = float(de_dx @ _stage_param_derivative(pristine, k, stage, x, name))
-        if not math.isfinite(grad[i]):
-            # The map is not finite at x -/+ h (the fixed point sits next to the edge of its
-            # domain, e.g. an almost interpolating stage): central differences of the
-            # re-solved eps_g instead.
-            grad[i] = _solved_difference(pristine, k, stage, name, x)
-    return sol.eps_g, grad, sol
-
-
-def _solved_difference(pristine: _ChainSolver, k: int, stage: Stage, name: str,
-                       x: np.ndarray, rel_step: float = 1e-5) -> float:  # fmt: skip
-    """``d eps_g / d theta`` by central differences of re-solved fixed points (warm-started)."""
-    import copy
-
-    value = getattr(stage, name)
-    h = rel_step * max(abs(value), 1e-8 if name == "lam" else 1.0)
-    hi, lo = value + h, max(value - h, 0.0)
-    if name == "chi":
-        hi = min(hi, 1.0)
-    eps = []
-    for v in (hi, lo):
-        trial = copy.deepcopy(pristine)
-        chain = list(trial.params.stages)
-        chain[k] = dataclasses.replace(stage, **{name: v})
-        trial.params = dataclasses.replace(trial.params, stages=tuple(chain))
-        eps.append(trial.solve_stage(k, x).eps_g)
-    return (eps[0] - eps[1]) / (hi - lo)
-
-
-OPTIMISABLE = ("lam", "chi", "temperature")
-
-
-def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
-                    stages: Sequence[Stage] = (Stage(),), *, over: Sequence[str] = ("lam",),
-                    lam_bounds: tuple[float, float] = (1e-4, 1e2),
-                    temperature_bounds: tuple[float, float] = (0.1, 10.0),
-                    quadrature: ChainQuadrature | None = None):  # fmt: skip
-    """The best parameters ``over`` (lam, chi, temperature) of each stage given the earlier
-    ones (greedy, stage by stage): bounded L-BFGS-B in ``(log lam, chi, log T)`` with the
-    gradient of :func:`stage_eps_g_and_gradient`. Stage 0 optimises its ridge only (it has no
-    upstream); a Bayes-optimal stage 0 is kept.
-
-    Returns ``(ChainSolution at the optimum, tuple of the optimised Stage objects, tuple of
-    optimiser results)``.
-    """
-    import copy
-
-    from scipy.optimize import minimize
-
-    over = tuple(over)
-    for name in over:
-        if name not in OPTIMISABLE:
-            raise ParameterError(f"over must name parameters among {OPTIMISABLE}; got {name!r}")
-    stages = list(stages)
-    params = ChainParams(alpha, rho, delta, flip, tuple(stages))
-    solver = _ChainSolver(params, quadrature or ChainQuadrature(), tol=1e-12, damping=0.6,
-                          max_iter=5000)  # fmt: skip
-    log_lam = tuple(math.log(b) for b in lam_bounds)
-    log_t = tuple(math.log(b) for b in temperature_bounds)
-    box = {"lam": log_lam, "chi": (0.0, 1.0), "temperature": log_t}
-    results = []
-    for k in range(len(stages)):
-        if k == 0 and stages[0].teacher == "bayes":
-            solver.solve_stage(0)
-            results.append(None)
-            continue
-        names = ("lam",) if k == 0 else over
-        if not names:
-            solver.solve_stage(k)
-            results.append(None)
-            continue
-
-        def decode(y, names=names, k=k):
-            values = {}
-            for name, v in zip(names, y, strict=True):
-                values[name] = float(v) if name == "chi" else math.exp(float(v))
-            return dataclasses.replace(stages[k], **values)
-
-        def objective(y, k=k, names=names, decode=decode):
-            trial = copy.deepcopy(solver)
-            chain = list(stages)
-            chain[k] = decode(y)
-            trial.params = dataclasses.replace(trial.params, stages=tuple(chain))
-            eps, grad, _ = _eps_and_gradient(trial, k, names)
-            scale = np.array([1.0 if n == "chi" else getattr(chain[k], n) for n in names])
-            return eps, grad * scale
-
-        y0 = []
-        for name in names:
-            value = getattr(stages[k], name)
-            y = value if name == "chi" else math.log(max(value, 1e-300))
-            y0.append(min(max(y, box[name][0]), box[name][1]))
-        res = minimize(objective, y0, jac=True, method="L-BFGS-B",
-                       bounds=[box[n] for n in names],
-                       options={"ftol": 1e-12, "gtol": 1e-9})  # fmt: skip
-        stages[k] = decode(res.x)
-        solver.params = dataclasses.replace(solver.params, stages=tuple(stages))
-        solver.solve_stage(k)
-        results.append(res)
-    solution = solve_chain(alpha, rho, delta, flip, stages, quadrature=quadrature)
-    return solution, tuple(stages), tuple(results)
-
-
-def optimise_stage_lams(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: float = 0.0,
-                        stages: Sequence[Stage] = (Stage(),), *,
-                        bounds: tuple[float, float] = (1e-4, 1e2),
-                        quadrature: ChainQuadrature | None = None):  # fmt: skip
-    """:func:`optimise_stages` over ``lam`` only. Returns ``(ChainSolution, tuple of lam_k,
-    tuple of optimiser results)``."""
-    solution, best, results = optimise_stages(alpha, rho, delta, flip, stages, over=("lam",),
-                                              lam_bounds=bounds, quadrature=quadrature)
-    return solution, tuple(s.lam for s in best), results
+        return getattr(chain_optimise, name)
+    raise AttributeError(f"module 'replica.chain' has no attribute {name!r}")

@@ -175,13 +175,15 @@ class FigureSpec:
 # The catalogue: one function per figure
 # ----------------------------------------------------------------------------------------------
 
-FIGURES: dict[int, Callable[[Callable[[int], int]], FigureSpec]] = {}
+FIGURES: dict[int | str, Callable[[Callable[[int], int]], FigureSpec]] = {}
 
 
-def figure(number: int):
+def figure(number: int | str):
     """Register ``builder(points) -> FigureSpec`` as paper figure ``number``.
 
-    ``points(k)`` scales a default number of theory points ``k`` by the resolution.
+    ``points(k)`` scales a default number of theory points ``k`` by the resolution. String
+    ids (``"chain-a"``, ...) register figures beyond the paper's (:mod:`replica.chain_figures`);
+    their builders return a spec with its own ``make(out, simulations=...)``.
     """
 
     def register(builder):
@@ -191,14 +193,27 @@ def figure(number: int):
     return register
 
 
-def figure_spec(number: int, *, resolution: float = 1.0) -> FigureSpec:
-    """The :class:`FigureSpec` of paper figure ``number`` (1-12).
+def paper_figures() -> tuple:
+    """The numbers of the paper's figures (1-12) among the registered ones."""
+    return tuple(sorted(k for k in FIGURES if isinstance(k, int)))
+
+
+def figure_ids() -> tuple:
+    """The registered figures: the paper's numbers 1-12, then the string ids."""
+    return paper_figures() + tuple(sorted(k for k in FIGURES if isinstance(k, str)))
+
+
+def figure_spec(number: int | str, *, resolution: float = 1.0) -> FigureSpec:
+    """The :class:`FigureSpec` of paper figure ``number`` (1-12), or the spec of a registered
+    string id (``chain-a`` .. ``chain-e``, :mod:`replica.chain_figures`).
 
     ``resolution`` scales the number of theory points of every curve (1: the defaults, e.g.
     200 alpha points in Fig. 5; smaller for quick looks and tests).
     """
     if number not in FIGURES:
-        raise ParameterError(f"figure must be an integer in 1..12; got {number!r}")
+        extra = ", ".join(k for k in figure_ids() if isinstance(k, str))
+        raise ParameterError(f"figure must be an integer in 1..12 or one of {extra}; "
+                             f"got {number!r}")  # fmt: skip
     return FIGURES[number](lambda k: max(8, int(round(k * resolution))))
 
 
@@ -1113,6 +1128,9 @@ def make_figure(number: int, out: str | Path, *, resolution: float = 1.0, execut
     theory points that did not converge (``failed``) or have no finite solution (``diverged``).
     """
     spec = figure_spec(number, resolution=resolution)
+    if not isinstance(spec, FigureSpec):  # a figure beyond the paper's computes itself
+        return spec.make(out, simulations=simulations, executor=executor,
+                         progress_factory=progress_factory)  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     theory, sims = compute_figure(spec, out, executor=executor,
@@ -1135,3 +1153,7 @@ def failures(theory: dict) -> tuple[int, int]:
             elif not ok:
                 failed += 1
     return failed, diverged
+
+
+# The chain figures register themselves under string ids (imported last: they use ``figure``).
+import replica.chain_figures  # noqa: E402, F401

@@ -100,6 +100,19 @@ _OBSERVABLES = (
                compare=False),
     Observable("nit", "iterations", "solver iterations (map evaluations; Newton steps)",
                compare=False),
+    # A stage of a distillation chain (replica.chain, simulations.chains; docs/chains.md), whose
+    # training labels are observed through noise: train_error is against the observed labels.
+    Observable("train_error_observed", r"$\varepsilon_{train}^{obs}$",
+               "chain stage: training error against the observed (noisy) labels",
+               models=("stage",)),
+    Observable("train_error_true", r"$\varepsilon_{train}^{true}$",
+               "chain stage: training error against the true classes", models=("stage",)),
+    Observable("train_disagreement", r"$d_{train}$",
+               "chain stage: fraction of training samples labelled differently from the "
+               "previous stage", models=("stage",)),
+    Observable("disagreement", "$d$",
+               "chain stage: probability of a different label from the previous stage on a "
+               "fresh sample", models=("stage",)),
 )  # fmt: skip
 #: Every observable by name.
 OBSERVABLES: dict[str, Observable] = {o.name: o for o in _OBSERVABLES}

@@ -5,11 +5,12 @@ supports (``|v_seg|^2 = len(seg)``), ``M = round(alpha N)`` training inputs with
 ``round(rho M)`` positives, exactly ``round(flip n_+)`` flipped positive labels and
 ``round(flip n_-)`` flipped negative ones (variance reductions with the same N -> inf limit),
 then every stage solved exactly in order (:func:`simulations.estimators.fit_linear_classifier`
-for a free bias; a Newton trust-region solve on the weights for a fixed bias), each stage
-trained on the observed labels and on the trained previous stage's preactivations on the same
-samples (soft ``sigma(h/T)`` or hard ``1[h > 0]`` targets). Each fit starts from the previous
-stage's weights on its support when that beats the zero start (the objective is convex: the
-start changes the work, not the solution).
+for a free bias; Newton's method on the weights for a fixed bias), each stage trained, with
+the label term of its loss (logistic, square, or hinge as the limit of smoothed hinges,
+:mod:`simulations.estimators`), on the observed labels and on the trained previous stage's
+preactivations on the same samples (soft ``sigma(h/T)`` or hard ``1[h > 0]`` targets). Each
+fit starts from the previous stage's weights on its support when that beats the zero start
+(the objective is convex: the start changes the work, not the solution).
 
 Randomness: seed ``k`` of base seed ``s`` draws from ``SeedSequence([s, k], spawn_key=(i,))``,
 ``i = 0`` the direction, ``1`` the training inputs and classes, ``2`` the label flips, ``3`` the
@@ -35,7 +36,15 @@ from replica.chain import ChainParams, Stage, _disagreement
 from replica.errors import generalisation_error
 from replica.params import check_count
 from saddle.executor import blas_thread_limit
-from simulations.estimators import LossTerm, fit_linear_classifier, sigmoid, softplus
+from simulations.estimators import (
+    HINGE_WIDTHS,
+    HingeTerm,
+    LossTerm,
+    fit_linear_classifier,
+    label_terms,
+    sigmoid,
+    softplus,
+)
 from simulations.monte_carlo import DEFAULT_BLAS_THREADS, check_blas_threads
 
 __all__ = ["ChainSimulation", "simulate_chain", "chain_seed"]
@@ -52,10 +61,10 @@ def segment_normalised_direction(n: int, supports: list[int], rng: np.random.Gen
     return v
 
 
-def _stage_terms(stage: Stage, y_obs: np.ndarray, h_prev: np.ndarray | None) -> list[LossTerm]:
-    terms = []
-    if stage.chi < 1.0:
-        terms.append(LossTerm(1.0 - stage.chi, 1.0, y_obs))
+def _stage_terms(stage: Stage, y_obs: np.ndarray, h_prev: np.ndarray | None) -> list:
+    """The loss terms of a stage: its label term ``(1 - chi) l(y_obs, h)`` (the loss table's
+    row ``stage.loss``, :func:`simulations.estimators.label_terms`) and the distillation term."""
+    terms = label_terms(stage.loss, y_obs, y_obs, 1.0 - stage.chi) if stage.chi < 1.0 else []
     if stage.chi > 0.0:
         if stage.hard:
             t = (h_prev > 0.0).astype(float)
@@ -65,39 +74,75 @@ def _stage_terms(stage: Stage, y_obs: np.ndarray, h_prev: np.ndarray | None) -> 
     return terms
 
 
-def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100, w0=None):
-    """Minimise ``sum_mu L(X w/sqrt(N) + b) + lam/2 |w|^2`` over ``w`` at fixed ``b`` exactly:
-    Newton's method (conjugate gradients on Hessian-vector products, backtracking on the
-    objective), stopped when ``max |grad| / N <= gtol`` (the criterion of
-    :func:`simulations.estimators.fit_linear_classifier`). Returns ``(w, h, converged)``."""
+def _term_parts(terms, h):
+    """``(sum of the terms' losses, dL/dh, d2L/dh2)`` per sample at ``h``."""
+    val = 0.0
+    r = np.zeros_like(h)
+    a = np.zeros_like(h)
+    for term in terms:
+        if not isinstance(term, LossTerm):  # square or (smoothed) hinge: the loss table's rows
+            val += term.accumulate(h, r, a, True)
+            continue
+        z = h / term.temperature
+        val += term.weight * float(np.sum(softplus(z) - term.targets * z))
+        sg = sigmoid(z)
+        r += term.weight * (sg - term.targets) / term.temperature
+        a += term.weight * sg * (1.0 - sg) / term.temperature**2
+    return val, r, a
+
+
+def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100, w0=None,
+                    hinge_widths=HINGE_WIDTHS):  # fmt: skip
+    """Minimise ``sum_mu L(X w/sqrt(N) + b) + lam/2 |w|^2`` over ``w`` at fixed ``b`` exactly.
+
+    Newton's method (conjugate gradients on Hessian-vector products; dense solves for hinge
+    terms, whose smoothed curvature ``1/width`` defeats CG), backtracking on the objective,
+    stopped when ``max |grad| / N <= gtol`` (the criterion of
+    :func:`simulations.estimators.fit_linear_classifier`). Hinge terms are fitted as the
+    limit of smoothed hinges along ``hinge_widths``, warm-started, as there. Returns
+    ``(w, h, converged, width_change)`` (``width_change`` as ``LinearFit.width_change``).
+    """
+    w = np.zeros(X.shape[1])
+    if w0 is not None and np.any(w0):
+        h_zero = np.full(X.shape[0], float(b))
+        value_zero = _term_parts(_smoothed(terms, hinge_widths[0]), h_zero)[0]
+        h0 = X @ w0 / math.sqrt(n) + b
+        value0 = (_term_parts(_smoothed(terms, hinge_widths[0]), h0)[0]
+                  + 0.5 * lam * float(w0 @ w0))  # fmt: skip
+        if value0 < value_zero:
+            w = np.array(w0, dtype=float)
+    if not any(isinstance(t, HingeTerm) for t in terms):
+        w, h, converged = _newton_fixed_bias(X, terms, lam, n, b, w, gtol, max_iter, False)
+        return w, h, converged, math.nan
+    previous = w
+    for i, width in enumerate(hinge_widths):
+        tol = gtol if i == len(hinge_widths) - 1 else max(gtol, 1e-6)
+        previous, (w, h, converged) = w, _newton_fixed_bias(
+            X, _smoothed(terms, width), lam, n, b, w, tol, max_iter, True)
+        if not converged:
+            break
+    change = float(np.max(np.abs(w - previous)) / max(1.0, float(np.max(np.abs(w)))))
+    return w, h, converged, change
+
+
+def _smoothed(terms, width):
+    """``terms`` with every hinge replaced by its smoothed form of width ``width``."""
+    return [HingeTerm(t.weight, t.signs, width) if isinstance(t, HingeTerm) else t
+            for t in terms]  # fmt: skip
+
+
+def _newton_fixed_bias(X, terms, lam, n, b, w, gtol, max_iter, dense):
+    """Newton iterations in ``w`` at fixed ``b`` from ``w`` (see :func:`_fit_fixed_bias`)."""
     from scipy.sparse.linalg import LinearOperator, cg
 
     scale = 1.0 / math.sqrt(n)
 
-    def parts(h):
-        val = 0.0
-        r = np.zeros_like(h)
-        a = np.zeros_like(h)
-        for term in terms:
-            z = h / term.temperature
-            val += term.weight * float(np.sum(softplus(z) - term.targets * z))
-            sg = sigmoid(z)
-            r += term.weight * (sg - term.targets) / term.temperature
-            a += term.weight * sg * (1.0 - sg) / term.temperature**2
-        return val, r, a
-
     def objective(w, h):
-        val, r, a = parts(h)
+        val, r, a = _term_parts(terms, h)
         return val + 0.5 * lam * float(w @ w), r, a
 
-    w = np.zeros(X.shape[1])
-    h = np.full(X.shape[0], float(b))
+    h = X @ w * scale + b
     value, r, a = objective(w, h)
-    if w0 is not None and np.any(w0):
-        h0 = X @ w0 * scale + b
-        value0, r0, a0 = objective(w0, h0)
-        if value0 < value:
-            w, h, value, r, a = np.array(w0, dtype=float), h0, value0, r0, a0
     converged = False
     g0 = None
     for _ in range(max_iter):
@@ -105,13 +150,19 @@ def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100, w0=None):
         if np.max(np.abs(grad)) / n <= gtol:
             converged = True
             break
-        curv = a.copy()
-        op = LinearOperator((w.size, w.size), dtype=float,
-                            matvec=lambda d, c=curv: (X.T @ (c * (X @ d))) * scale**2 + lam * d)
-        # Inexact Newton (forcing term sqrt(|g|/|g0|)): superlinear, no wasted CG accuracy.
-        g2 = float(np.linalg.norm(grad))
-        g0 = g0 or g2
-        step, _ = cg(op, -grad, rtol=max(min(0.5, math.sqrt(g2 / g0)), 1e-12), maxiter=500)
+        if dense:
+            H = (X.T * (a * scale * scale)) @ X
+            H[np.diag_indices_from(H)] += lam
+            step = -np.linalg.solve(H, grad)
+        else:
+            curv = a.copy()
+            op = LinearOperator((w.size, w.size), dtype=float,
+                                matvec=lambda d, c=curv: (X.T @ (c * (X @ d))) * scale**2
+                                + lam * d)  # fmt: skip
+            # Inexact Newton (forcing term sqrt(|g|/|g0|)): superlinear, no wasted accuracy.
+            g2 = float(np.linalg.norm(grad))
+            g0 = g0 or g2
+            step, _ = cg(op, -grad, rtol=max(min(0.5, math.sqrt(g2 / g0)), 1e-12), maxiter=500)
         dh = (X @ step) * scale
         slope = float(grad @ step)
         t = 1.0
@@ -127,8 +178,10 @@ def _fit_fixed_bias(X, terms, lam, n, b, gtol=1e-10, max_iter=100, w0=None):
     return w, h, converged
 
 
-def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[str, float]]:
-    """Observables of every stage for seed ``index`` (module docstring)."""
+def chain_seed(params: ChainParams, n: int, seed: int, index: int, *,
+               hinge_widths: tuple = HINGE_WIDTHS) -> list[dict[str, float]]:  # fmt: skip
+    """Observables of every stage for seed ``index`` (module docstring); a hinge stage is
+    fitted along the smoothed-hinge widths ``hinge_widths`` and reports ``width_change``."""
     n = check_count("n", n)
     entropy = [int(seed), int(index)]
 
@@ -167,6 +220,7 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
             h = Xs @ w / math.sqrt(n) + b
             terms = [LossTerm(1.0, 1.0, y_obs)]
             converged = True
+            width_change = math.nan
         else:
             terms = _stage_terms(stage, y_obs, h_prev)
             fixed = None
@@ -183,10 +237,13 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
             if fixed is None:
                 fit = fit_linear_classifier(Xs, terms, stage.lam, n_norm=n, gtol=1e-10,
                                             w0=w0, b0=biases[-1] if biases else 0.0,
-                                            cold_start_if_better=True)  # fmt: skip
+                                            cold_start_if_better=True,
+                                            hinge_widths=hinge_widths)  # fmt: skip
                 w, b, h, converged = fit.w, fit.b, fit.preactivations, fit.converged
+                width_change = fit.width_change
             else:
-                w, h, converged = _fit_fixed_bias(Xs, terms, stage.lam, n, fixed, w0=w0)
+                w, h, converged, width_change = _fit_fixed_bias(
+                    Xs, terms, stage.lam, n, fixed, w0=w0, hinge_widths=hinge_widths)
                 b = fixed
         m = float(w @ v[:d]) / n
         q = float(w @ w) / n
@@ -201,6 +258,7 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
         row["train_loss"] = float(np.mean(loss))
         row["train_ce"] = float(np.mean(ce))
         row["train_error_observed"] = float(np.mean(s_obs * h < 0.0))
+        row["train_error"] = row["train_error_observed"]  # (the schema's name)
         row["train_error_true"] = float(np.mean(s * h < 0.0))
         if k:
             row["train_disagreement"] = float(np.mean((h > 0.0) != (h_prev > 0.0)))
@@ -208,6 +266,8 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
             row["disagreement"] = _disagreement(prev["m"], prev["q"], prev["b"], m, q, b,
                                                 row[f"Q{k - 1}"], params.rho, params.delta)
         row["converged"] = float(converged)
+        if stage.loss == "hinge" and stage.chi < 1.0:
+            row["width_change"] = float(width_change)
         rows.append(row)
         weights.append(w)
         biases.append(float(b))
@@ -217,7 +277,8 @@ def chain_seed(params: ChainParams, n: int, seed: int, index: int) -> list[dict[
 
 @dataclass(frozen=True)
 class ChainSimulation:
-    """Means and standard errors over seeds, per stage (lists of dicts)."""
+    """Means and standard errors over seeds, per stage (lists of dicts; a stage's
+    ``mean["converged"]`` is the fraction of seeds whose fit converged)."""
 
     params: ChainParams
     n: int
@@ -225,20 +286,47 @@ class ChainSimulation:
     mean: tuple
     sem: tuple
 
+    @property
+    def converged(self) -> bool:
+        """Every stage's fit converged at every seed (a bool)."""
+        return bool(all(m["converged"] == 1.0 for m in self.mean))
+
+    @property
+    def success(self) -> bool:
+        """Alias of :attr:`converged`."""
+        return self.converged
+
+    @property
+    def status(self) -> int:
+        """0 every fit converged, 1 some did not (as
+        :class:`simulations.monte_carlo.SimulationResult`)."""
+        return 0 if self.converged else 1
+
+    @property
+    def message(self) -> str:
+        bad = [f"stage{k} ({(1.0 - m['converged']) * self.seeds:.0f} seeds)"
+               for k, m in enumerate(self.mean) if m["converged"] != 1.0]  # fmt: skip
+        if not bad:
+            return f"converged at all {self.seeds} seeds"
+        return "not converged at " + ", ".join(bad)
+
     def to_dict(self) -> dict:
         return {"params": self.params.to_dict(), "n": self.n, "seeds": self.seeds,
+                "converged": self.converged, "status": self.status, "message": self.message,
                 "stages": [{"mean": m, "sem": s} for m, s in zip(self.mean, self.sem,
                                                                   strict=True)]}  # fmt: skip
 
 
 def simulate_chain(params: ChainParams, *, n: int = 1000, seeds: int = 24, seed: int = 0,
                    progress: bool = False,
-                   blas_threads: int | None = DEFAULT_BLAS_THREADS) -> ChainSimulation:  # fmt: skip
+                   blas_threads: int | None = DEFAULT_BLAS_THREADS,
+                   hinge_widths: tuple = HINGE_WIDTHS) -> ChainSimulation:  # fmt: skip
     """Simulate ``params`` at dimension ``n`` over ``seeds`` seeds (module docstring).
 
     ``blas_threads``: BLAS threads while the fits run, as in
     :func:`simulations.monte_carlo.simulate_teacher` (default 1, the caller's limits restored
-    on return; None leaves them alone).
+    on return; None leaves them alone). ``hinge_widths``: the smoothed-hinge widths of hinge
+    stages (:func:`chain_seed`).
     """
     seeds = check_count("seeds", seeds, minimum=2)
     threads = check_blas_threads(blas_threads)
@@ -250,7 +338,7 @@ def simulate_chain(params: ChainParams, *, n: int = 1000, seeds: int = 24, seed:
         iterator = tqdm(iterator, desc="chain seeds", unit="seed")
     with blas_thread_limit(threads):
         for index in iterator:
-            runs.append(chain_seed(params, n, seed, index))
+            runs.append(chain_seed(params, n, seed, index, hinge_widths=hinge_widths))
     means, sems = [], []
     for k in range(len(params.stages)):
         keys = runs[0][k].keys()

@@ -24,9 +24,9 @@ from replica.thresholds import thresholds
 
 
 def test_every_figure_is_registered_and_specified():
-    assert sorted(FIGURES) == list(range(1, 13))
+    assert sorted(k for k in FIGURES if isinstance(k, int)) == list(range(1, 13))
     layouts = {3: 2, 11: 4}
-    for number in FIGURES:
+    for number in (k for k in FIGURES if isinstance(k, int)):
         spec = figure_spec(number, resolution=0.1)
         assert spec.number == number and spec.series and spec.setting
         assert len(spec.panels) == layouts.get(number, 1)
@@ -51,7 +51,7 @@ def test_paper_settings_of_the_corrected_panels():
     assert "1/2" in fig11.caption
 
 
-@pytest.mark.parametrize("number", sorted(FIGURES))
+@pytest.mark.parametrize("number", sorted(k for k in FIGURES if isinstance(k, int)))
 def test_alpha_grids_contain_the_thresholds(number):
     spec = figure_spec(number, resolution=0.1)
     th = thresholds(**spec.threshold_params)

@@ -6,13 +6,15 @@ file with one ``[[stage]]`` table per stage, e.g.::
     kd-replica chain --alpha 2 --rho 0.5 --delta 1 --flip 0.2 --stage lam=0.1 \\
         --stage lam=0.1,chi=1,target=hard --stage lam=0.1,chi=1,target=hard --json
 
-Keys: ``eta``, ``loss`` (logistic), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
+Keys: ``eta``, ``loss`` (the label term: logistic|square|hinge, a row of the loss table
+:mod:`replica.losses`), ``lam``, ``chi``, ``temperature`` (or ``T``), ``target``
 (soft|hard), ``bias`` (free|fixed|inherit, or a number: fixed to that value), ``bias_value``,
 ``t2_scaling`` (0|1), ``teacher`` (trained|bayes, stage 0). Errors name the stage and the key.
 A curve along one parameter: ``--vary stage1.lam --values 0.01,0.1,1`` (CSV, or ``--json``);
 the stages of one solve are also the curve over the number of stages. ``chain optimise``: the
-best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones (gradients
-through the fixed point).
+best ``lam`` (``--over lam,chi,temperature``) of each stage given the earlier ones, or with
+``--jointly`` of every stage at once for the ``eps_g`` of the last (``--target K``) stage
+(gradients through the fixed points, replica/chain_optimise.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("action", nargs="?", choices=("solve", "simulate", "optimise"),
                    default="solve",
                    help="solve the replica theory (default), simulate at finite N, or optimise "
-                        "each stage's lam given the earlier stages")
+                        "each stage's lam given the earlier stages (or all jointly)")
     p.add_argument("--alpha", type=number("alpha", check_positive), default=2.0,
                    help="sample ratio M/N > 0 (default 2)")
     p.add_argument("--rho", type=number("rho", check_open_unit), default=0.5,
@@ -47,7 +49,8 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--flip", type=number("flip"), default=0.0,
                    help="probability that a training label is flipped, in [0, 1/2) (default 0)")
     p.add_argument("--stage", action="append", default=None, metavar="KEY=VALUE,...",
-                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard")
+                   help="one stage (repeat; stage 0 first), e.g. lam=0.1,chi=1,target=hard; "
+                        "keys: " + ", ".join(KEYS) + " (loss: logistic, square or hinge)")
     p.add_argument("--stages-file", default=None, metavar="TOML",
                    help="a TOML file with one [[stage]] table per stage")
     p.add_argument("--n", type=integer("n", 10), default=1000,
@@ -64,6 +67,12 @@ def register(commands, curve, simulate) -> None:
     p.add_argument("--over", default="lam", metavar="NAMES",
                    help="for 'optimise': the stage parameters to optimise, among lam, chi, "
                         "temperature (comma-separated; default lam)")
+    p.add_argument("--jointly", action="store_true",
+                   help="for 'optimise': minimise the target stage's eps_g over the parameters "
+                        "of every stage up to it at once (default: stage by stage)")
+    p.add_argument("--target", type=integer("target", 0), default=None, metavar="K",
+                   help="for 'optimise --jointly': the stage whose eps_g is minimised "
+                        "(default the last)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_quiet(p)
     p.set_defaults(handler=run)
@@ -95,10 +104,6 @@ def stage_from_mapping(index: int, items: dict):
     for key, value in items.items():
         if key not in KEYS:
             raise CliError(f"stage{index}.{key}: unknown key (one of {', '.join(KEYS)})")
-        if key == "loss":
-            if value != "logistic":
-                raise CliError(f"stage{index}.loss: only 'logistic' is available; got {value!r}")
-            continue
         if key == "T":
             key = "temperature"
         if key == "bias" and not isinstance(value, str):
@@ -220,10 +225,31 @@ def run_optimise(args: argparse.Namespace, stages: list) -> int:
     for name in over:
         if name not in OPTIMISABLE:
             raise CliError(f"over: {name!r} is not one of {', '.join(OPTIMISABLE)}")
-    solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
-                                              stages, over=over)  # fmt: skip
+    target = args.target
+    if target is not None and not args.jointly:
+        raise CliError("target: only with --jointly (stage-wise, every stage is optimised)")
+    if target is not None and target >= len(stages):
+        raise CliError(f"target: the chain has stages 0..{len(stages) - 1}; got {target}")
+    if args.jointly:
+        target = len(stages) - 1 if target is None else target
+    from replica.cli.common import progress
+
+    bar = progress(desc="chain optimise (evaluations)", quiet=args.quiet)
+
+    def tick(stage: int, eps: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"stage{stage}.eps_g={eps:.6f}", refresh=False)
+
+    try:
+        solution, best, results = optimise_stages(args.alpha, args.rho, args.delta, args.flip,
+                                                  stages, over=over, jointly=args.jointly,
+                                                  target=target, callback=tick)  # fmt: skip
+    finally:
+        bar.close()
     if args.json:
         data = solution.to_dict()
+        data["jointly"] = bool(args.jointly)
+        data["target"] = target
         data["optimal_lam"] = [s.lam for s in best]
         data["optimal"] = [{n: getattr(s, n) for n in OPTIMISABLE} for s in best]
         data["optimiser_success"] = [None if r is None else bool(r.success) for r in results]
@@ -233,7 +259,9 @@ def run_optimise(args: argparse.Namespace, stages: list) -> int:
         for st, opt in zip(solution.stages, best, strict=True):
             rows += [(f"stage{st.index}.{n}", getattr(opt, n)) for n in OPTIMISABLE]
             rows.append((f"stage{st.index}.eps_g", st.eps_g))
-        print(format_table(rows, title=f"stage-wise optimum over {', '.join(over)}"))
+        kind = (f"joint optimum of stage{target}.eps_g" if args.jointly
+                else "stage-wise optimum")  # fmt: skip
+        print(format_table(rows, title=f"{kind} over {', '.join(over)}"))
     ok = solution.converged and all(r is None or r.success for r in results)
     return 0 if ok else 1
 
@@ -242,6 +270,9 @@ def run(args: argparse.Namespace) -> int:
     from replica.chain import ChainParams, solve_chain
 
     stages = stages_from_args(args)
+    if args.action != "optimise" and (args.jointly or args.target is not None):
+        name = "jointly" if args.jointly else "target"
+        raise CliError(f"{name}: only with 'chain optimise'")
     if args.action == "optimise":
         return run_optimise(args, stages)
     if args.vary is not None:
@@ -250,17 +281,21 @@ def run(args: argparse.Namespace) -> int:
         return run_curve(args, stages)
     params = ChainParams(args.alpha, args.rho, args.delta, args.flip, tuple(stages))
     if args.action == "simulate":
+        from replica.cli.models import warn
         from simulations.chains import simulate_chain
 
         sim = simulate_chain(params, n=args.n, seeds=args.seeds, seed=args.seed,
                              progress=not args.quiet)  # fmt: skip
         if args.json:
             print_json(sim.to_dict())
+        else:
+            for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
+                rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
+                print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
+        if sim.converged:
             return 0
-        for k, (mean, sem) in enumerate(zip(sim.mean, sim.sem, strict=True)):
-            rows = [(key, f"{mean[key]:.6g} +- {sem[key]:.2g}") for key in mean]
-            print(format_table(rows, title=f"stage {k} (N={args.n}, {args.seeds} seeds)"))
-        return 0
+        warn(f"simulation status {sim.status}: {sim.message}")  # as for teacher/student
+        return 1
     solution = solve_chain(params.alpha, params.rho, params.delta, params.flip, stages)
     if args.json:
         print_json(solution.to_dict())

@@ -21,16 +21,32 @@ from replica.params import check_positive
 def register(commands, curve, simulate) -> None:
     p = commands.add_parser(
         "figure",
-        help="reproduce paper figure N (1-12): PNG + CSV, optional simulation points",
+        help="reproduce paper figure N (1-12), or a chain figure (chain-a .. chain-e): PNG + "
+             "CSV, optional simulation points",
         description="Theory curves, Bayes-optimal lines and threshold markers of figure N of "
         "Saglietti & Zdeborova (2021), written to OUT/figureN.png, OUT/figureN.csv and "
         "OUT/figureN.json (the exact setting of every curve, also in the caption). Grids "
         "contain the thresholds and are refined around peaks and kinks. Resumable: re-run "
         "with the same --out to continue an interrupted run.",
     )
-    p.add_argument("number", type=integer("figure", 1), metavar="N", help="figure number 1-12")
+    p.add_argument("number", type=figure_id, metavar="N",
+                   help="figure number 1-12, or chain-a .. chain-e (docs/chains.md, Findings)")
     add_figure_args(p, out="kd-replica-figures", n=1000, seeds=5)
     p.set_defaults(handler=run)
+
+
+def figure_id(text: str) -> int | str:
+    """An argparse ``type=`` for a figure: a paper number, or a registered string id."""
+    from replica.figures import FIGURES, figure_ids
+
+    if text in FIGURES:
+        return text
+    try:
+        return integer("figure", 1)(text)
+    except argparse.ArgumentTypeError:
+        extra = ", ".join(k for k in figure_ids() if isinstance(k, str))
+        raise argparse.ArgumentTypeError(f"figure must be an integer in 1..12 or one of "
+                                         f"{extra}; got {text!r}") from None
 
 
 def add_figure_args(p: argparse.ArgumentParser, *, out: str, n: int, seeds: int,
@@ -60,7 +76,7 @@ def make(args: argparse.Namespace, number_: int) -> int:
     from replica.figures import FIGURES, make_figure
 
     if number_ not in FIGURES:
-        raise CliError(f"figure must be an integer in 1..12; got {number_}")
+        raise CliError(f"figure must be an integer in 1..12 or a chain figure id; got {number_}")
     out = output_dir(args.out)
     sims = None
     if args.with_simulations:
