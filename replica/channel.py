@@ -68,6 +68,7 @@ from replica.losses import (
 from saddle.piecewise import (
     GRADED_MAX_PANELS,
     SPLIT_CUTOFF,
+    SPLIT_ORDER,
     SPLIT_PANEL,
     graded_gaussian_rule,
     split_gaussian_rule,
@@ -178,16 +179,15 @@ def rule_node(z, wz, scratch, split, j):
     return z[j], wz[j]
 
 
-def channel_scratch(graded_order: int = 0):
-    """Work arrays for :func:`own_direction_rule`: a split rule with two breakpoints, or a
-    graded rule of Gauss-Legendre order ``graded_order``."""
+def channel_scratch(graded_order: int = 0, split_order: int = SPLIT_ORDER):
+    """Work arrays for :func:`own_direction_rule`: a split rule with two breakpoints, of
+    Gauss-Legendre order ``split_order`` per panel, or a graded rule of Gauss-Legendre order
+    ``graded_order``."""
     from saddle.piecewise import legendre_rule, split_rule_capacity
 
-    x, w = (np.array(a) for a in legendre_rule())  # (writable: one array type in the tuple)
-    size = max(split_rule_capacity(2), GRADED_MAX_PANELS * int(graded_order))
+    x, w = (np.array(a) for a in legendre_rule(split_order))  # (writable: one array type)
+    size = max(split_rule_capacity(2, order=split_order), GRADED_MAX_PANELS * int(graded_order))
     return (x, w, np.empty(2), np.empty(size), np.empty(size))
-
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,18 +348,22 @@ def teacher_kink_nodes(m: float, q: float, V: float, b: float, rho: float, delta
 
 @njit(cache=True)
 def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V,
-                     V_S, f_t, r_t, g_t, outer, z2, w2, gx, gw, h_k, bend, scratch, per_node,
-                     e0, e1, e2, e3, e4, e5):  # fmt: skip
-    """The student's channel integrands along ``z2`` at one ``(class, z1)`` node.
+                     V_S, f_t, r_t, g_t, pc, w1_i, i, z2, w2, gx, gw, h_k, bend, scratch,
+                     rows, out1, cols, out2, e0, e1, e2, e3, e4, e5):  # fmt: skip
+    """The student's channel integrands along ``z2`` at one ``(class, z1)`` node ``i``.
 
-    Adds ``outer w_j (s f, f^2, g, f f~, -df/d om~, f)`` over the nodes ``j`` of the ``z2``
-    rule (:func:`own_direction_rule`) to the running sums ``e0 ... e5`` and returns them; when
-    ``per_node`` has a column per node of ``z2`` it also receives the unweighted integrands.
-    See :func:`student_channel_averages` for the notation.
+    Adds ``pc w1_i w_j (s f, f^2, g, f f~, -df/d om~, f)`` over the nodes ``j`` of the ``z2``
+    rule (:func:`own_direction_rule`) to the running sums ``e0 ... e5`` and returns them. With
+    ``rows``, ``out1[:, i]`` also receives the sums with weights ``pc w_j`` (the ``z2``-average
+    at this node); with ``cols`` and the common ``z2`` rule (not the node's own), ``out2[:, j]``
+    receives ``pc w1_i`` times the integrand at node ``j``. See :func:`student_channel_averages`
+    for the notation.
     """
     n, split = own_direction_rule(loss_kind, V, s, p, c, kd_weight, temperature, t, centre,
                                   sd_2, scratch, gx, gw, h_k, bend)  # fmt: skip
-    keep = per_node.shape[1] == z2.size and not split
+    cols = cols and not split
+    outer = pc * w1_i
+    r0 = r1 = r2 = r3 = r4 = r5 = 0.0
     # -df/d om~ = -(dh*/dt / V)(dt/dh~) r~ - g g~ V_S, with dh*/dt / V = -(d^2 L/(dh dt)) / d
     # (0 on a kink, where d = inf): the first term is cross / d.
     cross = mixture_target_cross(kd_weight, temperature) * t_slope * r_t
@@ -380,13 +384,28 @@ def student_z2_sweep(loss_kind, s, p, c, kd_weight, temperature, t, t_slope, cen
         e3 += w * f * f_t
         e4 += w * x
         e5 += w * f
-        if keep:
-            per_node[0, j] = s * f
-            per_node[1, j] = f * f
-            per_node[2, j] = g
-            per_node[3, j] = f * f_t
-            per_node[4, j] = x
-            per_node[5, j] = f
+        if rows:
+            w = pc * wj
+            r0 += w * s * f
+            r1 += w * f * f
+            r2 += w * g
+            r3 += w * f * f_t
+            r4 += w * x
+            r5 += w * f
+        if cols:
+            out2[0, j] += outer * (s * f)
+            out2[1, j] += outer * (f * f)
+            out2[2, j] += outer * g
+            out2[3, j] += outer * (f * f_t)
+            out2[4, j] += outer * x
+            out2[5, j] += outer * f
+    if rows:
+        out1[0, i] += r0
+        out1[1, i] += r1
+        out1[2, i] += r2
+        out1[3, i] += r3
+        out1[4, i] += r4
+        out1[5, i] += r5
     return e0, e1, e2, e3, e4, e5
 
 
@@ -398,28 +417,28 @@ def student_channel_sums(
 ):  # fmt: skip
     """Channel averages, and optionally their marginals in each direction.
 
-    Returns the six averages of :func:`student_channel_averages` (NaN outside the domain).
-    If ``out1`` has shape ``(6, len(z1))`` and ``out2`` ``(6, len(z2))`` they receive the
-    class-weighted integrands averaged over ``z2`` at each ``z1`` node and over ``z1`` at each
-    ``z2`` node (``out2`` only where the ``z2`` rule is the same at every ``z1`` node); pass
-    ``(6, 0)`` arrays otherwise. ``gx, gw``: see :func:`own_direction_rule`.
+    Returns the six averages of :func:`student_channel_averages` (NaN outside the domain),
+    the same numbers whatever marginals are asked for. If ``out1`` has shape ``(6, len(z1))``
+    it receives the class-weighted integrands averaged over ``z2`` at each ``z1`` node; if
+    ``out2`` has shape ``(6, len(z2))``, those averaged over ``z1`` at each ``z2`` node (only
+    where the ``z2`` rule is the same at every ``z1`` node: zero elsewhere). Pass ``(6, 0)``
+    arrays for what is not wanted. ``gx, gw``: see :func:`own_direction_rule`.
     """
     nan = np.nan
+    rows = out1.shape[1] == z1.size and z1.size > 0
+    cols = out2.shape[1] == z2.size and z2.size > 0
     residual_var = q - S * S / q_t
-    if residual_var < 0.0 or V <= 0.0:
-        out1[:, :] = nan
-        out2[:, :] = nan
+    fill = nan if (residual_var < 0.0 or V <= 0.0) else 0.0
+    for k in range(out1.shape[0]):
+        out1[k, :] = fill
+        out2[k, :] = fill
+    if fill != 0.0:
         return nan, nan, nan, nan, nan, nan
     sd_1 = math.sqrt(delta) * S / math.sqrt(q_t)
     sd_2 = math.sqrt(delta * residual_var)
     c = 1.0 - chi
     h_k, bend = stage_bend(loss_kind, V, c, kd_weight, temperature) if gx.size else (0.0, 0.0)
-    marginals = out1.shape[1] == z1.size and z1.size > 0
-    out1[:, :] = 0.0
-    out2[:, :] = 0.0
     esf = ef2 = eg = eff = ex = ef = 0.0
-    none = np.empty((6, 0))
-    per_node = np.empty((6, z2.size if out2.shape[1] == z2.size else 0))
     for cls in range(2):
         s, pc, p = class_sign_weight_target(cls, rho, p_pos, p_neg)
         for i in range(z1.size):
@@ -428,26 +447,11 @@ def student_channel_sums(
             t = kd_target(h_t, temperature)
             t_slope = kd_target_slope(h_t, temperature)
             centre = s * m + b + sd_1 * z1[i] + V_S * f_t
-            if not marginals:
-                esf, ef2, eg, eff, ex, ef = student_z2_sweep(
-                    loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V,
-                    V_S, f_t, teacher_r[cls, i], teacher_g[cls, i], pc * w1[i], z2, w2, gx,
-                    gw, h_k, bend, scratch, none, esf, ef2, eg, eff, ex, ef,
-                )  # fmt: skip
-                continue
-            row = student_z2_sweep(
+            esf, ef2, eg, eff, ex, ef = student_z2_sweep(
                 loss_kind, s, p, c, kd_weight, temperature, t, t_slope, centre, sd_2, V, V_S,
-                f_t, teacher_r[cls, i], teacher_g[cls, i], pc, z2, w2, gx, gw, h_k, bend,
-                scratch, per_node, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                f_t, teacher_r[cls, i], teacher_g[cls, i], pc, w1[i], i, z2, w2, gx, gw, h_k,
+                bend, scratch, rows, out1, cols, out2, esf, ef2, eg, eff, ex, ef,
             )  # fmt: skip
-            for k in range(6):
-                out1[k, i] += row[k]
-            # (the averages, to rounding: returned for completeness, not used by the checks)
-            esf, ef2, eg = esf + w1[i] * row[0], ef2 + w1[i] * row[1], eg + w1[i] * row[2]
-            eff, ex, ef = eff + w1[i] * row[3], ex + w1[i] * row[4], ef + w1[i] * row[5]
-            if per_node.shape[1] > 0:
-                for j in range(z2.size):
-                    out2[:, j] += pc * w1[i] * per_node[:, j]
     return esf, ef2, eg, eff, ex, ef
 
 
@@ -475,10 +479,25 @@ def student_channel_averages(
     )  # fmt: skip
 
 
+@njit(cache=True)
+def marginal_units(out, chi, temperature, kd_weight, V):
+    """Divide the rows of ``out`` (shape ``(6, n)``) by their natural units (in place):
+    ``F, F^2, 1/V, F, 1/V, F`` with ``F = (1 - chi) + kd_weight / T`` (see
+    :func:`student_channel_marginals`)."""
+    scale = (1.0 - chi) + kd_weight / temperature
+    units = (scale, scale * scale, 1.0 / V, scale, 1.0 / V, scale)
+    for k in range(6):
+        u = units[k]
+        for j in range(out.shape[1]):
+            out[k, j] = out[k, j] / u
+
+
+@njit(cache=True)
 def student_channel_marginals(
     m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
     loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw, out1, out2,
-) -> None:  # fmt: skip
+    scratch,
+):  # fmt: skip
     """The student's channel integrands averaged over one direction, for quadrature checks.
 
     For the six integrands ``g_k(z1, z2)`` of :func:`student_channel_averages`, in units of
@@ -496,17 +515,19 @@ def student_channel_marginals(
     residual field ``sqrt(delta (q - S^2/q~))`` they are too sharp for a Gauss-Hermite rule.
     Where the ``z2`` rules are the nodes' own (a kinked loss, or graded rules with ``gx`` not
     empty, see :func:`student_channel_averages`), they differ between ``z1`` nodes and ``out2``
-    is left at zero.
+    is left at zero. Either output may be a ``(6, 0)`` array (not computed). ``scratch``: work
+    arrays of :func:`channel_scratch` for Gauss-Legendre order ``gx.size``.
+
+    Returns the six channel averages, exactly those of :func:`student_channel_averages`.
     """
-    student_channel_sums(
+    averages = student_channel_sums(
         m, q, S, V, V_S, b, rho, delta, q_t, teacher_h, teacher_f, teacher_r, teacher_g,
         loss_kind, p_pos, p_neg, chi, temperature, kd_weight, z1, w1, z2, w2, gx, gw,
-        channel_scratch(gx.size), out1, out2,
+        scratch, out1, out2,
     )  # fmt: skip
-    scale = (1.0 - chi) + kd_weight / temperature
-    units = np.array([scale, scale * scale, 1.0 / V, scale, 1.0 / V, scale])[:, None]
-    out1 /= units
-    out2 /= units
+    marginal_units(out1, chi, temperature, kd_weight, V)
+    marginal_units(out2, chi, temperature, kd_weight, V)
+    return averages
 
 
 @njit(cache=True)

@@ -66,6 +66,7 @@ from replica.params import (
 from replica.prior import ridge_student_prior
 from replica.stages import TEACHER_KINDS, NodeFields, teacher_kind
 from replica.teacher import (
+    EXP_SAFE,
     QUADRATURE_TOL,
     UNRESOLVED_FACTOR,
     TeacherSolution,
@@ -85,6 +86,7 @@ from saddle.fixed_point import (
 )
 from saddle.piecewise import (
     SPLIT_CUTOFF,
+    SPLIT_ORDER,
     SPLIT_PANEL,
     legendre_rule,
     split_gaussian_rule,
@@ -92,6 +94,7 @@ from saddle.piecewise import (
 )
 from saddle.quadrature import (
     GaussHermite,
+    adaptive_gaussian_rule,
     gauss_hermite,
     gauss_legendre,
     resolved_rule,
@@ -565,19 +568,22 @@ def solve_student(
     kinks = teacher_kink_nodes(tsol.m, tsol.q, tsol.V, tsol.b, tsol.params.rho,
                                tsol.params.delta, LOSS_KINDS[tsol.params.loss],
                                *tsol.params.targets)  # fmt: skip
+    teacher_resolved = True
     if kinks:
         rule1 = kink_split_rule(kinks)
     elif adapt_quadrature:
         probe = teacher_probe(tsol.params, tsol.state, params.temperature)
-        rule1 = resolved_rule(probe, n1, tol=QUADRATURE_TOL)
+        teacher_resolved = rule_resolves(probe, n1, tol=QUADRATURE_TOL)
+        rule1 = gauss_hermite(n1) if teacher_resolved else adaptive_gaussian_rule(
+            probe, tol=QUADRATURE_TOL)  # (saddle.quadrature.resolved_rule, with its verdict)
     else:
         rule1 = gauss_hermite(n1)
-    grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes))
+    grid = _StudentGrid(rule1, gauss_hermite(n2), tsol.node_fields(rule1.nodes),
+                        teacher_resolved)  # fmt: skip
     p_pos, p_neg = params.targets
     kd_weight = params.kd_weight
     loss_kind = LOSS_KINDS[params.loss]
     q_t = tsol.q
-    scratch = channel_scratch(SPLIT_ORDERS[-1] + 1)
 
     unit = student_units(params)
 
@@ -586,7 +592,7 @@ def solve_student(
         fixed = (
             params.alpha, params.rho, params.delta, params.eta, lam, tsol.m, tsol.q, tsol.V,
             *grid.fields, loss_kind, p_pos, p_neg, params.chi, params.temperature,
-            kd_weight, *grid.nodes_weights, scratch,
+            kd_weight, *grid.nodes_weights, grid.scratch,
         )  # fmt: skip
 
         def update(u: np.ndarray) -> np.ndarray:
@@ -602,12 +608,19 @@ def solve_student(
     def to_internal(x: np.ndarray) -> np.ndarray:
         # (m, log(q - S^2/q~), S, log V, V_S, b): the domain q >= S^2/q~, V > 0 becomes R^6.
         # (In units of ``unit``, in which q~ is unchanged: S^2/q~ scales like q.)
+        residual = x[1] - x[2] ** 2 / q_t
+        if residual > 0.0 and x[3] > 0.0:  # (the usual case: no floating-point state to set)
+            return np.array([x[0], np.log(residual), x[2], np.log(x[3]), x[4], x[5]])
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.array([x[0], np.log(x[1] - x[2] ** 2 / q_t), x[2], np.log(x[3]), x[4], x[5]])
+            return np.array([x[0], np.log(residual), x[2], np.log(x[3]), x[4], x[5]])
 
     def from_internal(y: np.ndarray) -> np.ndarray:
+        if y[1] < EXP_SAFE and y[3] < EXP_SAFE:
+            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4],
+                             y[5]])  # fmt: skip
         with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
-            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4], y[5]])
+            return np.array([y[0], np.exp(y[1]) + y[2] ** 2 / q_t, y[2], np.exp(y[3]), y[4],
+                             y[5]])  # fmt: skip
 
     default = default_student_start(params, tsol)
     report, total = solve_with_continuation(iterate, params.lam_s, default, initial)
@@ -618,12 +631,16 @@ def solve_student(
     z1, w1, z2, w2, gx, gw = grid.nodes_weights
     fields = grid.fields
     rule1 = grid.rule1
+    scratch = grid.scratch
     m, q, S, V, V_S, b = (float(v) for v in report.x)
-    esf, ef2, eg, eff, ex, _ = student_channel_averages(
-        m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, fields.r,
-        fields.g, loss_kind, p_pos, p_neg, params.chi, params.temperature, kd_weight,
-        z1, w1, z2, w2, gx, gw, scratch,
-    )  # fmt: skip
+    averages = grid.cached_averages(report.x)  # the quadrature check's, when at this state
+    if averages is None:
+        averages = student_channel_averages(
+            m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f,
+            fields.r, fields.g, loss_kind, p_pos, p_neg, params.chi, params.temperature,
+            kd_weight, z1, w1, z2, w2, gx, gw, scratch,
+        )  # fmt: skip
+    esf, ef2, eg, eff, ex, _ = averages
     conj = student_conjugates(esf, ef2, eg, eff, ex, params.alpha, params.delta)
     train = student_training_observables(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, fields.h, fields.f, loss_kind,
@@ -664,13 +681,27 @@ class _StudentGrid:
     Rules in ``z1`` and ``z2``, the teacher's fields at the ``z1`` nodes, and ``split_order``:
     0 for the ``z2`` rule at every ``z1`` node, else the Gauss-Legendre order of the per-node
     rules graded towards the kinks of the student's proximal map
-    (:func:`replica.channel.own_direction_rule`).
+    (:func:`replica.channel.own_direction_rule`). ``teacher_resolved``: whether the
+    Gauss-Hermite rule in ``z1`` resolves the teacher's field probes (they do not change during
+    the solve). ``kink_order``: the Gauss-Legendre order of the panels of the ``z2`` rules
+    split at the kinks of a kinked loss (the hinge). ``scratch``: the channel's work arrays.
     """
 
-    def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple) -> None:
+    def __init__(self, rule1: GaussHermite, rule2: GaussHermite, fields: tuple,
+                 teacher_resolved: bool = True) -> None:  # fmt: skip
         self.rule1, self.rule2, self.fields = rule1, rule2, fields
         self.split_order = 0
         self.adapted1 = self.adapted2 = False  # whether the student adapted rule1 / rule2
+        self.teacher_resolved = teacher_resolved
+        self.kink_order = KINK_ORDERS[0]
+        self.scratch = channel_scratch(SPLIT_ORDERS[-1] + 1, self.kink_order)
+        self._evaluation = None
+
+    def set_kink_order(self, order: int) -> None:
+        """Panels of Gauss-Legendre order ``order`` (at most ``KINK_ORDERS[-1]``; a larger
+        value records that none converged)."""
+        self.kink_order = order
+        self.scratch = channel_scratch(SPLIT_ORDERS[-1] + 1, min(order, KINK_ORDERS[-1]))
 
     @property
     def legendre(self) -> tuple[np.ndarray, np.ndarray]:
@@ -683,23 +714,73 @@ class _StudentGrid:
         return (self.rule1.nodes, self.rule1.weights, self.rule2.nodes, self.rule2.weights,
                 *self.legendre)  # fmt: skip
 
+    def _key(self, state: np.ndarray) -> tuple:
+        return (tuple(float(v) for v in state), self.rule1, self.rule2, self.split_order,
+                self.kink_order)  # fmt: skip
+
+    def evaluate(self, params: StudentParams, tsol: TeacherSolution,
+                 state: np.ndarray) -> _GridEvaluation:  # fmt: skip
+        """The channel at ``state`` on the current rules: its six averages (exactly those of
+        :func:`replica.channel.student_channel_averages`) and both marginals (cached: the
+        quadrature check and the final averages share one evaluation)."""
+        key = self._key(state)
+        cached = self._evaluation
+        if cached is not None and _same_key(cached.key, key):
+            return cached
+        out1, out2, averages = student_marginals(
+            params, tsol, state, self.rule1, self.fields, self.rule2, self.legendre,
+            scratch=self.scratch,
+        )  # fmt: skip
+        self._evaluation = _GridEvaluation(key, out1, out2, averages)
+        return self._evaluation
+
+    def cached_averages(self, state: np.ndarray) -> tuple | None:
+        """The averages of :meth:`evaluate` at ``state`` on the current rules, if computed."""
+        cached = self._evaluation
+        if cached is not None and _same_key(cached.key, self._key(state)):
+            return cached.averages
+        return None
+
+
+@dataclass(frozen=True)
+class _GridEvaluation:
+    """One evaluation of the student's channel on a grid (see :meth:`_StudentGrid.evaluate`):
+    ``key = (state, rule1, rule2, split_order, kink_order)``, the marginals ``out1`` (over
+    ``z2`` at each ``z1`` node) and ``out2`` (over ``z1`` at each ``z2`` node), and the six
+    averages."""
+
+    key: tuple
+    out1: np.ndarray
+    out2: np.ndarray
+    averages: tuple
+
+
+def _same_key(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and a[1] is b[1] and a[2] is b[2] and a[3:] == b[3:]
+
 
 _NO_SPLIT = gauss_legendre(1)[0][:0], gauss_legendre(1)[1][:0]  # (empty; read-only like the rules)
+_NO_MARGINAL = np.empty((6, 0))
 
 
 def student_marginals(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
                       rule1: GaussHermite, fields: NodeFields, rule2: GaussHermite,
-                      legendre: tuple) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``(out1, out2)`` of :func:`replica.channel.student_channel_marginals` at ``state``."""
+                      legendre: tuple, *, want1: bool = True, want2: bool = True,
+                      scratch: tuple | None = None) -> tuple:  # fmt: skip
+    """``(out1, out2, averages)`` of :func:`replica.channel.student_channel_marginals` at
+    ``state``; an output not wanted is a ``(6, 0)`` array (not computed)."""
     m, q, S, V, V_S, b = (float(v) for v in state)
     p_pos, p_neg = params.targets
-    out1, out2 = np.empty((6, rule1.size)), np.empty((6, rule2.size))
-    student_channel_marginals(
+    out1 = np.empty((6, rule1.size)) if want1 else _NO_MARGINAL
+    out2 = np.empty((6, rule2.size)) if want2 else _NO_MARGINAL
+    if scratch is None:
+        scratch = channel_scratch(legendre[0].size)
+    averages = student_channel_marginals(
         m, q, S, V, V_S, b, params.rho, params.delta, tsol.q, *fields, LOSS_KINDS[params.loss],
         p_pos, p_neg, params.chi, params.temperature, params.kd_weight, rule1.nodes,
-        rule1.weights, rule2.nodes, rule2.weights, *legendre, out1, out2,
+        rule1.weights, rule2.nodes, rule2.weights, *legendre, out1, out2, scratch,
     )  # fmt: skip
-    return out1, out2
+    return out1, out2, averages
 
 
 def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarray,
@@ -716,17 +797,20 @@ def student_probes(params: StudentParams, tsol: TeacherSolution, state: np.ndarr
 
     def probe1(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
+        return np.vstack([teacher(z), student_probe1(z)])
+
+    def student_probe1(z: np.ndarray) -> np.ndarray:
         rule = GaussHermite(z, np.zeros(z.size))
-        out1 = student_marginals(params, tsol, state, rule, tsol.node_fields(z), grid.rule2,
-                                 grid.legendre)[0]  # fmt: skip
-        return np.vstack([teacher(z), out1])
+        return student_marginals(params, tsol, state, rule, tsol.node_fields(z), grid.rule2,
+                                 grid.legendre, want2=False, scratch=grid.scratch)[0]  # fmt: skip
 
     def probe2(z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=float)
         rule = GaussHermite(z, np.zeros(z.size))
         return student_marginals(params, tsol, state, grid.rule1, grid.fields, rule,
-                                 _NO_SPLIT)[1]  # fmt: skip
+                                 _NO_SPLIT, want1=False, scratch=grid.scratch)[1]  # fmt: skip
 
+    probe1.teacher = teacher
     return probe1, probe2
 
 
@@ -764,6 +848,9 @@ def _resolve_student_quadrature(params, tsol, grid, report, n1, n2, iterate):
     worst = max(grid.rule1.estimated_error, grid.rule2.estimated_error)
     if grid.split_order > SPLIT_ORDERS[-1]:
         report = unresolved_quadrature(report, "the kinked z2 averages do not converge")
+    elif grid.kink_order > KINK_ORDERS[-1]:
+        report = unresolved_quadrature(report, "the z2 averages split at the loss's kink "
+                                       "do not converge")  # fmt: skip
     elif worst > UNRESOLVED_FACTOR * QUADRATURE_TOL:
         reason = f"estimated error {worst:.1e} of the adaptive rule: kinks too sharp"
         report = unresolved_quadrature(report, reason)
@@ -780,12 +867,27 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
        that node's two kinks, of the lowest Gauss-Legendre order in ``SPLIT_ORDERS`` that
        agrees with the next one within ``QUADRATURE_TOL`` on the six averages; without
        kinks, to an adaptive rule (:func:`saddle.quadrature.resolved_rule`).
+       A loss with a kink of its own (the hinge, ``chi < 1``) has its ``z2`` average at
+       every ``z1`` node split exactly at the fields mapped onto the kink
+       (:func:`replica.channel.own_direction_rule`), with Gauss-Legendre panels of width at
+       most 2 on either side. Without a distillation term the proximal map is linear on each
+       side, and these panels are exact to rounding: no check. With one (``chi > 0``) its
+       curvature ``(k/T^2) sigma'(h/T)`` bends the proximal map over a width ~``T``, sharply
+       when ``V`` is large (small ``lam_s``), which panels of order 10 do not resolve (at
+       ``lam_s = 1e-6`` near interpolation the map on order-20 panels had a residual of
+       1e-5 at the order-10 solution): the panels' order is the lowest of ``KINK_ORDERS``
+       whose averages agree with the next one's within ``QUADRATURE_TOL``
+       (:func:`_converged_kink_order`).
     2. ``z1``: the rule must resolve the teacher's fields and the ``z2``-averages taken with
        the rules of step 1 (an unresolved ``z2`` average is not smooth in ``z1``).
+
+    The integrands on the current rules are those of one evaluation of the channel at
+    ``state`` (:meth:`_StudentGrid.evaluate`, also the final averages): where a check's
+    coarse rule is the current rule its values are taken from there, and a check known to
+    fail (the teacher's fields not resolved by the Gauss-Hermite rule in ``z1``) is not made.
     """
     changed = False
-    # A kinked loss (the hinge) needs no adapted rule in its own direction z2: the channel
-    # splits its averages at the kink.
+    current = grid.evaluate(params, tsol, state)
     own_kink = LOSS_KINDS[params.loss] in KINKED and params.chi < 1.0
     c = 1.0 - params.chi
     kinked = not own_kink and stage_bend(LOSS_KINDS[params.loss], state[3], c, params.kd_weight,
@@ -794,33 +896,65 @@ def _adapt_student_rules(params, tsol, grid, state, n1, n2) -> bool:
         grid.split_order, changed = 0, True  # the kinks are gone: back to a rule in z2
     if grid.split_order == 0 and not own_kink:
         probe2 = student_probes(params, tsol, state, grid)[1]
-        if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL):
+        coarse2 = None
+        if not changed and current.key[2] is gauss_hermite(n2):
+            coarse2 = current.out2  # probe2 on the current grid (rule1 x GH(n2), no split)
+        if kinked and not rule_resolves(probe2, n2, tol=QUADRATURE_TOL, coarse=coarse2):
             grid.rule2, grid.split_order, changed = gauss_hermite(n2), SPLIT_ORDERS[0], True
             grid.adapted2 = False
         elif not kinked:
-            new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+            new2 = resolved_rule(probe2, n2, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS,
+                                 coarse=coarse2)  # fmt: skip
+            known = current.out2 if not changed and current.key[2] is grid.rule2 else None
             if not _same_rule(new2, grid.rule2) and not (
-                    grid.adapted2 and _still_resolves(probe2, grid.rule2, new2)):  # fmt: skip
+                    grid.adapted2 and _still_resolves(probe2, grid.rule2, new2,
+                                                      known)):  # fmt: skip
                 grid.rule2, grid.adapted2, changed = new2, True, True
     if grid.split_order > 0:
-        order = _converged_split_order(params, tsol, state, grid)
+        reuse = None if changed else current
+        order = _converged_split_order(params, tsol, state, grid, reuse)
         if order != grid.split_order:
             grid.split_order, changed = order, True
+    if own_kink and params.kd_weight > 0.0:
+        order = _converged_kink_order(params, tsol, state, grid, current)
+        if order != grid.kink_order:
+            grid.set_kink_order(order)
+            changed = True
     if LOSS_KINDS[tsol.params.loss] in KINKED and tsol.V > 0.0:
         return changed  # the z1 rule is split at the teacher's kinks already
     probe1 = student_probes(params, tsol, state, grid)[0]
-    new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
+    if grid.teacher_resolved:
+        coarse1 = None
+        if not changed and current.key[1] is gauss_hermite(n1):
+            coarse1 = np.vstack([probe1.teacher(gauss_hermite(n1).nodes), current.out1])
+        new1 = resolved_rule(probe1, n1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS,
+                             coarse=coarse1)  # fmt: skip
+    else:
+        # The teacher's rows of probe1 are not resolved by the Gauss-Hermite rule (that is
+        # why rule1 is adaptive): resolved_rule would find so again and build this rule.
+        new1 = adaptive_gaussian_rule(probe1, tol=QUADRATURE_TOL, max_panels=STUDENT_MAX_PANELS)
     if not _same_rule(new1, grid.rule1) and not (
-            grid.adapted1 and _still_resolves(probe1, grid.rule1, new1)):  # fmt: skip
+            grid.adapted1 and _still_resolves(probe1, grid.rule1, new1, _known_probe1(
+                probe1, grid, current, changed))):  # fmt: skip
         grid.rule1, grid.adapted1, grid.fields = new1, True, tsol.node_fields(new1.nodes)
         changed = True
     return changed
 
 
-def _still_resolves(probe, current: GaussHermite, rebuilt: GaussHermite) -> bool:
+def _known_probe1(probe1, grid: _StudentGrid, current: _GridEvaluation,
+                  changed: bool) -> np.ndarray | None:  # fmt: skip
+    """``probe1`` at the nodes of ``grid.rule1`` from the grid's evaluation, if it is current."""
+    if changed or current.key[1] is not grid.rule1:
+        return None
+    return np.vstack([probe1.teacher(grid.rule1.nodes), current.out1])
+
+
+def _still_resolves(probe, current: GaussHermite, rebuilt: GaussHermite,
+                    values: np.ndarray | None = None) -> bool:  # fmt: skip
     """Whether the ``current`` rule, adapted at an earlier state of this solve, still resolves
     ``probe``: its averages agree within ``QUADRATURE_TOL`` with those of the rule ``rebuilt``
-    at the present state. The rule is then kept (hysteresis).
+    at the present state. The rule is then kept (hysteresis). ``values``: ``probe`` at the
+    current rule's nodes, when known.
 
     Rebuilt from scratch at each state, the adaptive rule can flip between two panel layouts
     whose averages agree to ~1e-11, where a panel's error estimate sits at its threshold; near
@@ -829,26 +963,54 @@ def _still_resolves(probe, current: GaussHermite, rebuilt: GaussHermite) -> bool
     cycled (Fig. 5, alpha = 2.1457, lam_t = lam_s = 1e-5: status 4 before). The rules of the
     first check (Gauss-Hermite, or the teacher's adapted ``z1`` rule) are replaced as before.
     """
-    old = np.atleast_2d(probe(current.nodes)) @ current.weights
+    values = probe(current.nodes) if values is None else values
+    old = np.atleast_2d(values) @ current.weights
     new = np.atleast_2d(probe(rebuilt.nodes)) @ rebuilt.weights
     return bool(np.all(np.abs(old - new) <= QUADRATURE_TOL))
 
 
-def _converged_split_order(params, tsol, state, grid) -> int:
+def _converged_split_order(params, tsol, state, grid, current=None) -> int:
     """The lowest order of ``SPLIT_ORDERS`` whose averages agree with the next one's within
-    ``QUADRATURE_TOL`` (or one past the last if none does)."""
+    ``QUADRATURE_TOL`` (or one past the last if none does). ``current``: the grid's evaluation
+    at ``state`` (:meth:`_StudentGrid.evaluate`) when its rules are the grid's."""
     totals = []
     for k, order in enumerate(SPLIT_ORDERS):
-        out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
-                                 gauss_legendre(order))[0]  # fmt: skip
+        if current is not None and order == grid.split_order:
+            out1 = current.out1
+        else:
+            out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
+                                     gauss_legendre(order), want2=False,
+                                     scratch=grid.scratch)[0]  # fmt: skip
         totals.append(out1 @ grid.rule1.weights)
         if k > 0 and np.all(np.abs(totals[k] - totals[k - 1]) <= QUADRATURE_TOL):
             return SPLIT_ORDERS[k - 1]
     return SPLIT_ORDERS[-1] + 1
 
 
+def _converged_kink_order(params, tsol, state, grid, current) -> int:
+    """The lowest order of ``KINK_ORDERS`` for the panels of the ``z2`` rules split at the
+    kinks of the student's kinked loss whose averages agree with the next order's within
+    ``QUADRATURE_TOL`` (or one past the last if none does). ``current``: the grid's evaluation
+    at ``state`` (:meth:`_StudentGrid.evaluate`), reused for the grid's own order."""
+    totals = []
+    for k, order in enumerate(KINK_ORDERS):
+        if _same_key(current.key, grid._key(state)[:4] + (order,)):
+            out1 = current.out1
+        else:
+            scratch = channel_scratch(SPLIT_ORDERS[-1] + 1, order)
+            out1 = student_marginals(params, tsol, state, grid.rule1, grid.fields, grid.rule2,
+                                     grid.legendre, want2=False, scratch=scratch)[0]  # fmt: skip
+        totals.append(out1 @ grid.rule1.weights)
+        if k > 0 and np.all(np.abs(totals[k] - totals[k - 1]) <= QUADRATURE_TOL):
+            return KINK_ORDERS[k - 1]
+    return KINK_ORDERS[-1] + 1
+
+
 # Gauss-Legendre orders tried for the z2 rules split at the kinks (see _adapt_student_rules).
 SPLIT_ORDERS = (8, 12, 16, 24)
+# Gauss-Legendre orders per panel tried for the z2 rules split at a kinked loss's own kink
+# (the first is saddle.piecewise.SPLIT_ORDER, that of every other split rule).
+KINK_ORDERS = (SPLIT_ORDER, 20, 40, 80)
 
 
 # Relative change of the state below which a re-solve on re-adapted rules is accepted.

@@ -139,15 +139,26 @@ def teacher_map(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, 
 
     The bias moves by a Newton step on ``E[f] = 0`` limited to ``1 + 2 sqrt(delta q)``.
     """
+    out = teacher_map_averages(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z,
+                               wz, scratch)  # fmt: skip
+    return out[0], out[1], out[2], out[3]
+
+
+@njit(cache=True)
+def teacher_map_averages(m, q, V, b, alpha, rho, delta, lam, loss_kind, p_pos, p_neg, z, wz,
+                         scratch):  # fmt: skip
+    """:func:`teacher_map` and the channel averages it used at ``(m, q, V, b)``:
+    ``(m', q', V', b', E[s f], E[f^2], E[g], E[f])`` (NaN outside the domain)."""
+    nan = np.nan
     if not (q > 0.0 and V > 0.0):
-        return np.nan, np.nan, np.nan, np.nan
+        return nan, nan, nan, nan, nan, nan, nan, nan
     esf, ef2, eg, ef = teacher_channel_averages(
         m, q, V, b, rho, delta, loss_kind, p_pos, p_neg, z, wz, scratch
     )
     mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, alpha, delta)
     m_new, q_new, V_new = ridge_teacher_prior(mhat, Qhat, Vhat, lam, delta)
     b_new = limited_bias_step(b, ef, eg, 1.0 + 2.0 * math.sqrt(delta * q))
-    return m_new, q_new, V_new, b_new
+    return m_new, q_new, V_new, b_new, esf, ef2, eg, ef
 
 
 @dataclass(frozen=True, eq=False)
@@ -224,13 +235,21 @@ class TeacherSolution(ValueEquality, ReportedSolution):
 
 def teacher_to_internal(x: np.ndarray) -> np.ndarray:
     """Unconstrained coordinates ``(m, log q, log V, b)`` for the iteration."""
+    if x[1] > 0.0 and x[2] > 0.0:  # (the usual case: no floating-point state to set)
+        return np.array([x[0], np.log(x[1]), np.log(x[2]), x[3]])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.array([x[0], np.log(x[1]), np.log(x[2]), x[3]])
 
 
 def teacher_from_internal(y: np.ndarray) -> np.ndarray:
+    if y[1] < EXP_SAFE and y[2] < EXP_SAFE:
+        return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
     with np.errstate(over="ignore"):  # an overflowing extrapolation is rejected as inf
         return np.array([y[0], np.exp(y[1]), np.exp(y[2]), y[3]])
+
+
+# exp(x) is finite below 709.78: the transforms skip numpy's error-state context there.
+EXP_SAFE = 700.0
 
 
 def default_teacher_start(params: TeacherParams) -> np.ndarray:
@@ -273,20 +292,25 @@ HOMOTOPY_FLOOR = 1e-10
 
 
 def _iterate_teacher(params: TeacherParams, rule: GaussHermite, initial: np.ndarray, *,
-                     tol: float, damping: float, max_iter: int) -> FixedPointResult:  # fmt: skip
+                     tol: float, damping: float, max_iter: int,
+                     last: dict | None = None) -> FixedPointResult:  # fmt: skip
+    """Solve on ``rule`` from ``initial``; ``last`` (if given) receives the last evaluated
+    point ``"x"``, its channel averages ``"averages"`` and the ``"rule"``."""
     z, wz = rule.nodes, rule.weights
     p_pos, p_neg = params.targets
     loss_kind = LOSSES[params.loss]
     lam = params.lam
     scratch = channel_scratch(z.size)
+    last = {} if last is None else last
+    last["rule"] = rule
 
     def update(x: np.ndarray) -> np.ndarray:
-        return np.array(
-            teacher_map(
-                x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
-                loss_kind, p_pos, p_neg, z, wz, scratch,
-            )  # fmt: skip
-        )
+        out = teacher_map_averages(
+            x[0], x[1], x[2], x[3], params.alpha, params.rho, params.delta, lam,
+            loss_kind, p_pos, p_neg, z, wz, scratch,
+        )  # fmt: skip
+        last["x"], last["averages"] = x, out[4:]
+        return np.array(out[:4])
 
     return solve_fixed_point(
         update, initial, damping=damping, tol=tol, max_iter=max_iter,
@@ -419,7 +443,8 @@ def solve_teacher(
     if adapt_quadrature and warm and np.all(np.isfinite(initial)):
         # Along a sweep the previous solution tells which rule the fields need.
         rule = resolved_rule(teacher_probe(params, initial), n_nodes, tol=QUADRATURE_TOL)
-    options = dict(tol=tol, damping=damping, max_iter=max_iter)
+    last: dict = {}  # the last map evaluation: its averages are the final ones when at report.x
+    options = dict(tol=tol, damping=damping, max_iter=max_iter, last=last)
     # The first solve runs on the rule the warm start chose; the continuation after a failure
     # starts cold, on the plain Gauss-Hermite rule (re-adapted below at its solution).
     first_rule, used = rule, []  # used: the rule of each solve, in order
@@ -457,9 +482,12 @@ def solve_teacher(
     m, q, V, b = report.x
     z, wz = rule.nodes, rule.weights
     scratch = channel_scratch(z.size)
-    esf, ef2, eg, _ = teacher_channel_averages(
-        m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
-    )
+    if report.converged and last.get("rule") is rule and np.array_equal(last.get("x"), report.x):
+        esf, ef2, eg, _ = last["averages"]
+    else:
+        esf, ef2, eg, _ = teacher_channel_averages(
+            m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch
+        )
     mhat, Qhat, Vhat = teacher_conjugates(esf, ef2, eg, params.alpha, params.delta)
     train_loss, train_error = teacher_training_observables(
         m, q, V, b, params.rho, params.delta, loss_kind, p_pos, p_neg, z, wz, scratch

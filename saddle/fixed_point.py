@@ -19,6 +19,7 @@ The report follows ``scipy.optimize.OptimizeResult`` conventions (``success``/``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -215,7 +216,7 @@ def solve_fixed_point(
     fx = update(x)
     residual = relative_residual(x, fx)
     history = [residual]
-    if not np.isfinite(residual):
+    if not math.isfinite(residual):
         message = _MESSAGES[NOT_FINITE]
         return FixedPointResult(x, False, NOT_FINITE, message, 1, residual, (residual,))
     y = to_internal(x)
@@ -241,8 +242,8 @@ def solve_fixed_point(
         nit += 1
         res_new = relative_residual(x_new, fx_new)
         history.append(res_new)
-        g_new = to_internal(fx_new) - y_new if np.isfinite(res_new) else None
-        if g_new is None or not np.all(np.isfinite(g_new)) or res_new > growth * best[2]:
+        g_new = to_internal(fx_new) - y_new if math.isfinite(res_new) else None
+        if g_new is None or not np.isfinite(g_new).all() or res_new > growth * best[2]:
             n_cols = 0
             if not accelerated:
                 # Even the damped step failed: go back to the best point, damp more.

@@ -35,12 +35,25 @@ PROX_MAX_ITER = 100
 
 
 @njit(cache=True)
+def exact_quotient(x, y):
+    """``x / y``, without the division when ``y = 1`` (where it is exact)."""
+    return x if y == 1.0 else x / y
+
+
+@njit(cache=True)
 def logistic_term_derivatives(h, c, T, t):
-    """First and second derivative of ``c [softplus(h/T) - t h/T]`` from a single ``exp``."""
-    x = h / T
+    """First and second derivative of ``c [softplus(h/T) - t h/T]`` from a single ``exp``.
+
+    At ``T = 1`` (every label term, and the paper's distillation temperature) the divisions
+    by ``T``, exact there, are skipped: the same numbers, three divisions fewer.
+    """
+    unit = T == 1.0
+    x = h if unit else h / T
     e = math.exp(-abs(x))
     inv = 1.0 / (1.0 + e)
     sig = inv if x >= 0.0 else e * inv
+    if unit:
+        return c * (sig - t), c * e * inv * inv
     return c * (sig - t) / T, c * e * inv * inv / (T * T)
 
 
@@ -90,12 +103,12 @@ def prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, cq, h0, g0, lo_lim, hi_lim, h_
     """
     if V <= 0.0:
         return omega, smooth_loss_derivatives(omega, c1, T1, t1, c2, T2, t2, cq, h0, g0)[1]
-    upper = c1 * (1.0 - t1) / T1 + c2 * (1.0 - t2) / T2
-    lower = -c1 * t1 / T1 - c2 * t2 / T2
+    upper = exact_quotient(c1 * (1.0 - t1), T1) + exact_quotient(c2 * (1.0 - t2), T2)
+    lower = exact_quotient(-c1 * t1, T1) - exact_quotient(c2 * t2, T2)
     base = omega + V * cq * h0 - V * g0
     scale = 1.0 + V * cq
-    lo = max((base - V * upper) / scale, lo_lim)
-    hi = min((base - V * lower) / scale, hi_lim)
+    lo = max(exact_quotient(base - V * upper, scale), lo_lim)
+    hi = min(exact_quotient(base - V * lower, scale), hi_lim)
     if hi - lo <= PROX_TOL * (1.0 + abs(omega)):
         h = 0.5 * (lo + hi)
         return h, smooth_loss_derivatives(h, c1, T1, t1, c2, T2, t2, cq, h0, g0)[1]
@@ -120,6 +133,11 @@ def prox_smooth(omega, V, c1, T1, t1, c2, T2, t2, cq, h0, g0, lo_lim, hi_lim, h_
         if lo < h_newton < hi and abs(newton) <= 0.5 * abs(step_before_last):
             step_before_last, step = step, newton
             h = h_newton
+        elif abs(newton) <= PROX_TOL * (1.0 + abs(h)):
+            # Converged: a step below the tolerance that rounding put on the bracket's edge
+            # (h - newton == h, which is one end of the bracket). Bisecting the rest of the
+            # bracket from here would take ~30 steps to come back within an ulp of h.
+            return h_newton, curvature
         else:
             # Newton would leave the bracket or is not contracting (it can cycle when the
             # loss curvature changes fast): bisect instead.

@@ -107,7 +107,7 @@ def adaptive_gaussian_rule(
     exceeds its equal share of ``tol`` is bisected (worst first when the budget of
     ``max_panels`` would be exceeded), until the estimated total error is below ``tol``.
     Each level evaluates ``probe`` once on all the new nodes (sorted), so the cost is a few
-    vectorised calls.
+    vectorised calls; a bisected panel's halves keep the estimates computed for its error.
 
     Parameters
     ----------
@@ -143,16 +143,22 @@ def adaptive_gaussian_rule(
         values[:, order_idx] = sorted_values
         return (values.reshape(values.shape[0], *z.shape) * wz[None]).sum(axis=2)
 
-    def errors(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def errors(a: np.ndarray, b: np.ndarray, whole: np.ndarray | None = None) -> tuple:
+        """Error estimates of the panels ``[a, b]`` and the estimates of their two halves
+        (``whole``: the panels' own estimates, when known from their parent's halves)."""
         mid = 0.5 * (a + b)
-        whole = estimates(np.concatenate([a, a, mid]), np.concatenate([b, mid, b]))
         n = a.size
-        diff = whole[:, :n] - whole[:, n : 2 * n] - whole[:, 2 * n :]
-        return np.max(np.abs(diff), axis=0)
+        if whole is None:
+            parts = estimates(np.concatenate([a, a, mid]), np.concatenate([b, mid, b]))
+            whole, parts = parts[:, :n], parts[:, n:]
+        else:
+            parts = estimates(np.concatenate([a, mid]), np.concatenate([mid, b]))
+        left, right = parts[:, :n], parts[:, n:]
+        return np.max(np.abs(whole - left - right), axis=0), left, right
 
     edges = np.linspace(-cutoff, cutoff, initial_panels + 1)
     a, b = edges[:-1].copy(), edges[1:].copy()
-    err = errors(a, b)
+    err, left, right = errors(a, b)
     while a.size < max_panels and err.sum() > tol:
         share = tol / a.size
         split = np.flatnonzero(err > share)
@@ -166,9 +172,15 @@ def adaptive_gaussian_rule(
         mid = 0.5 * (a[split] + b[split])
         new_a = np.concatenate([a[split], mid])
         new_b = np.concatenate([mid, b[split]])
+        # The halves' estimates were computed with their parents' errors: only their own
+        # halves are new (each level evaluates the probe on 2 sub-panels per new panel, not 3).
+        new_whole = np.concatenate([left[:, split], right[:, split]], axis=1)
+        new_err, new_left, new_right = errors(new_a, new_b, new_whole)
         a = np.concatenate([a[keep], new_a])
         b = np.concatenate([b[keep], new_b])
-        err = np.concatenate([err[keep], errors(new_a, new_b)])
+        err = np.concatenate([err[keep], new_err])
+        left = np.concatenate([left[:, keep], new_left], axis=1)
+        right = np.concatenate([right[:, keep], new_right], axis=1)
     order_idx = np.argsort(a)
     a, b = a[order_idx], b[order_idx]
     rules = [_panel_rule(lo, hi, order) for lo, hi in zip(a, b, strict=True)]
@@ -180,26 +192,34 @@ def adaptive_gaussian_rule(
     return GaussHermite(nodes=nodes, weights=weights, estimated_error=float(err.sum()))
 
 
-def rule_resolves(probe, n_nodes: int, *, tol: float = 1e-10) -> bool:
+def rule_resolves(probe, n_nodes: int, *, tol: float = 1e-10,
+                  coarse: np.ndarray | None = None) -> bool:  # fmt: skip
     """Whether the ``n_nodes`` and ``2 n_nodes`` Gauss-Hermite averages of ``probe`` agree
-    within ``tol`` (the check of :func:`resolved_rule`)."""
+    within ``tol`` (the check of :func:`resolved_rule`).
+
+    ``coarse``: the values of ``probe`` at the ``n_nodes`` rule's nodes when the caller has
+    them already (``probe`` is then called on the finer rule only).
+    """
     rule = gauss_hermite(int(n_nodes))
     fine = gauss_hermite(2 * int(n_nodes))
-    coarse_avg = np.atleast_2d(probe(rule.nodes)) @ rule.weights
+    values = probe(rule.nodes) if coarse is None else coarse
+    coarse_avg = np.atleast_2d(values) @ rule.weights
     fine_avg = np.atleast_2d(probe(fine.nodes)) @ fine.weights
     return bool(np.all(np.abs(coarse_avg - fine_avg) <= tol))
 
 
 def resolved_rule(
-    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48
-) -> GaussHermite:
+    probe, n_nodes: int, *, tol: float = 1e-10, max_panels: int = 48,
+    coarse: np.ndarray | None = None,
+) -> GaussHermite:  # fmt: skip
     """The ``n_nodes`` Gauss-Hermite rule if it resolves ``probe``, else an adaptive rule.
 
     "Resolves" means that the averages of ``probe`` under the ``n_nodes`` and ``2 n_nodes``
-    rules agree within ``tol`` (one cheap extra evaluation). Smooth integrands therefore keep
-    the Gauss-Hermite rule (and their results bit for bit), while integrands with a kink get
+    rules agree within ``tol`` (one cheap extra evaluation; ``coarse`` as in
+    :func:`rule_resolves`). Smooth integrands therefore keep the Gauss-Hermite rule (and
+    their results bit for bit), while integrands with a kink get
     :func:`adaptive_gaussian_rule` with the same tolerance.
     """
-    if rule_resolves(probe, n_nodes, tol=tol):
+    if rule_resolves(probe, n_nodes, tol=tol, coarse=coarse):
         return gauss_hermite(int(n_nodes))
     return adaptive_gaussian_rule(probe, tol=tol, max_panels=max_panels)

@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 
-from replica.channel import channel_scratch
+from replica.channel import channel_scratch, student_channel_marginals
 from replica.losses import LOSS_KINDS
 from replica.params import ParameterError
 from replica.student import solve_student, student_map
@@ -157,3 +157,52 @@ def test_large_gauss_hermite_rule_is_refused():
         gauss_hermite(400)
     rule = gauss_hermite(360)
     assert np.all(np.isfinite(rule.weights))
+
+
+def split_order_scratch(order: int) -> tuple:
+    """Work arrays of the channel whose kink-split rules have Gauss-Legendre order ``order``."""
+    return channel_scratch(0, order)
+
+
+def test_hinge_with_distillation_at_small_ridge_checks_its_kink_split_rule():
+    # Hinge label term plus a distillation term, lam_s = 1e-6 near interpolation (V ~ 3e6):
+    # the distillation term bends the proximal map over a width ~T on either side of the
+    # hinge's kink, which order-10 panels do not resolve. Before the z2 check applied to
+    # kinked losses the answer left a residual of 1e-5 in the map on order-40 panels.
+    point = dict(alpha=0.9, loss="hinge", chi=0.9, lam_s=1e-6, delta=8.0, eta=0.9,
+                 temperature=0.3, teacher="bayes")  # fmt: skip
+    sol = solve_student(**point)
+    assert sol.converged
+    p, t = sol.params, sol.teacher
+    r1, r2 = sol.quadrature, sol.quadrature_z2
+    fields = t.node_fields(r1.nodes)
+    p_pos, p_neg = p.targets
+    for order in (40, 80):
+        fx = np.array(student_map(
+            *sol.state, p.alpha, p.rho, p.delta, p.eta, p.lam_s, t.m, t.q, t.V, *fields,
+            LOSS_KINDS[p.loss], p_pos, p_neg, p.chi, p.temperature, p.kd_weight,
+            r1.nodes, r1.weights, r2.nodes, r2.weights, np.zeros(0), np.zeros(0),
+            split_order_scratch(order),
+        ))  # fmt: skip
+        assert relative_residual(sol.state, fx) < 1e-9
+
+
+def test_marginals_over_z1_are_zero_where_the_nodes_have_their_own_z2_rules():
+    # At Fig. 5's peak (lam_s = 1e-5, V ~ 900) every z1 node gets a z2 rule of its own, graded
+    # towards its kinks: out2 has no column for them and must be left at zero (it used to
+    # accumulate an uninitialised buffer there, the stray overflow warning of the last session).
+    sol = solve_student(0.5, lam_t=0.1, lam_s=1e-5, chi=1.0)
+    p, t = sol.params, sol.teacher
+    r1, r2 = sol.quadrature, gauss_hermite(24)
+    gx, gw = np.polynomial.legendre.leggauss(8)
+    out1, out2 = np.full((6, r1.size), np.nan), np.full((6, r2.size), np.nan)
+    averages = student_channel_marginals(
+        *sol.state, p.rho, p.delta, t.q, *t.node_fields(r1.nodes), LOSS_KINDS[p.loss],
+        *p.targets, p.chi, p.temperature, p.kd_weight, r1.nodes, r1.weights, r2.nodes,
+        r2.weights, gx, gw, out1, out2, channel_scratch(8),
+    )  # fmt: skip
+    assert np.all(out2 == 0.0)
+    assert np.all(np.isfinite(out1))
+    # out1 @ w1 are the channel averages in their units (F = 1 here: s f, f^2, g V, ...).
+    scale = np.array([1.0, 1.0, 1.0 / sol.V, 1.0, 1.0 / sol.V, 1.0])
+    assert np.allclose(out1 @ r1.weights * scale, averages, rtol=1e-12, atol=1e-15)

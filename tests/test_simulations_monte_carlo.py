@@ -315,9 +315,9 @@ def test_chain_simulation_runs_one_blas_thread_and_restores_the_callers(monkeypa
     seen = []
     seed_run = chains.chain_seed
 
-    def recording(*args):
+    def recording(*args, **kwargs):
         seen.append(_blas_threads())
-        return seed_run(*args)
+        return seed_run(*args, **kwargs)
 
     monkeypatch.setattr(chains, "chain_seed", recording)
     params = ChainParams(2.0, stages=(Stage(), Stage(chi=1.0)))

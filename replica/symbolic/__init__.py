@@ -6,7 +6,10 @@
 - :mod:`~replica.symbolic.free_entropy`: teacher and student free entropies (paper App. A);
 - :mod:`~replica.symbolic.derive`: saddle-point equations by differentiation, LaTeX output;
 - :mod:`~replica.symbolic.closed_forms`: square loss, Bayes-optimal error, KD-loss curvatures,
-  the ``chi = 0`` equivalence.
+  the ``chi = 0`` equivalence;
+- :mod:`~replica.symbolic.chain`: the RS free entropy of a distillation chain (every stage,
+  docs/chains.md) and its saddle point; :mod:`~replica.symbolic.chain_check` evaluates it at a
+  fixed point of :mod:`replica.chain` with independent numerics.
 """
 
 from replica.symbolic.derive import (
