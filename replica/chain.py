@@ -58,6 +58,7 @@ from replica.params import (
 )
 from replica.teacher import limited_bias_step, solve_with_continuation
 from saddle.fixed_point import (
+    STALLED,
     ConvergenceWarning,
     FixedPointResult,
     ReportedSolution,
@@ -873,6 +874,17 @@ def _cholesky_row(Lprev: np.ndarray, Qrow: np.ndarray, q: float, delta: float):
     return row
 
 
+def _copy_diagnosis(k: int, Lrow: np.ndarray, q: float, delta: float) -> str:
+    """Why stage ``k`` stalled at the boundary ``L_kk -> 0`` (a singular ``Delta Q``): it
+    nearly copies the stages before it. When stage ``k-1``'s training disagreement with its
+    own targets vanishes (hard targets at chi = 1), stage ``k``'s hard targets are stage
+    ``k-1``'s, and with the same ridge stage ``k`` is stage ``k-1`` (docs/chains.md,
+    "Numerics")."""
+    share = Lrow[k] ** 2 / (delta * q)
+    return (f"; stage{k} nearly copies the earlier stages: L_kk^2/(Delta q) = {share:.2g} at "
+            "the best point")
+
+
 def _disagreement(m1, q1, b1, m2, q2, b2, Q12, rho, delta) -> float:
     """P(sign h_1 != sign h_2) on a fresh sample (bivariate Gaussian orthants, Owen's T)."""
     r = Q12 / math.sqrt(q1 * q2)
@@ -1087,6 +1099,9 @@ class _ChainSolver:
         m, q, V, b = (float(v) for v in (x[0], x[1], x[2 + k], x[-1]))
         Qrow = x[2 : 2 + k].copy()
         Vrow = x[3 + k : 3 + 2 * k].copy()
+        if report.status == STALLED and k:
+            report = dataclasses.replace(
+                report, message=report.message + _copy_diagnosis(k, Lrow, q, p.delta))
         if not report.converged:
             warnings.warn(f"stage{k} of the chain did not converge: {report.message}",
                           ConvergenceWarning, stacklevel=3)  # fmt: skip

@@ -45,6 +45,7 @@ from replica.params import (
 from replica.prior import ridge_teacher_prior
 from replica.stages import NodeFields
 from saddle.fixed_point import (
+    STALLED,
     ConvergenceWarning,
     FixedPointResult,
     ReportedSolution,
@@ -342,13 +343,17 @@ def solve_with_continuation(iterate, lam: float, default: np.ndarray,
     attempt and every step of the continuation). ``restart=False`` goes from a failed solve
     from ``initial`` straight to the continuation, without a second solve at ``lam`` from
     ``default`` (the teacher's rule: a failure from ``default`` at ``lam`` is then reported).
+    A solve that stalled at the boundary of the map's domain (status 5) is reported as it is,
+    without continuation (which would end at the same boundary point).
     """
     report = iterate(lam, default if initial is None else np.asarray(initial, float))
     total = report.nit
     if not report.converged and initial is not None and restart:
         report = iterate(lam, default)
         total += report.nit
-    if not report.converged:
+    if not report.converged and report.status != STALLED:
+        # (a stalled solve reached the boundary of the map's domain: continuation in lam
+        # leads to the same fixed point, so it is not tried)
         state, step = default, report
         for step_lam in homotopy_path(lam):
             step = iterate(step_lam, state)

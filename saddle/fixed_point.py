@@ -11,7 +11,11 @@ mixing over the last few residuals (Walker & Ni 2011, "type II"). Safeguards:
   the history is cleared and the plain damped step is taken instead (a convex combination of
   points of the domain, so it stays inside a convex domain);
 - if the plain damped step fails too, the iteration returns to the best point seen so far
-  and halves the damping.
+  and halves the damping, down to ``MIN_DAMPING``;
+- if the plain step from the best point fails at ``MIN_DAMPING``, every later iteration would
+  repeat that same rejected step (the map is deterministic): the iteration stops at once with
+  status 5 (the fixed point lies on, or beyond, the boundary of the map's domain as far as the
+  map can resolve it), instead of spending its whole budget on identical rejections.
 
 The report follows ``scipy.optimize.OptimizeResult`` conventions (``success``/``converged``,
 ``status``, ``message``, ``nit``) and is a frozen dataclass with ``to_dict()``.
@@ -28,7 +32,9 @@ from numba import njit
 
 from saddle.results import ValueEquality
 
-CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION, UNRESOLVED = 0, 1, 2, 3, 4
+CONVERGED, MAX_ITER, NOT_FINITE, NO_FINITE_SOLUTION, UNRESOLVED, STALLED = 0, 1, 2, 3, 4, 5
+#: Smallest damping of the plain step after failures (see the module docstring)
+MIN_DAMPING = 1e-3
 #: The columns of a solution's convergence report in a row (:meth:`ReportedSolution.convergence`)
 REPORT_COLUMNS = ("converged", "nit", "residual", "status")
 _MESSAGES = {
@@ -37,6 +43,8 @@ _MESSAGES = {
     NOT_FINITE: "not converged: the map is not finite at the starting point",
     NO_FINITE_SOLUTION: "no finite solution: the order parameters diverge",
     UNRESOLVED: "not converged: the map's averages are not resolved by the quadrature",
+    STALLED: "not converged: stalled at the boundary of the map's domain (every damped step "
+             "from the best point leaves it)",
 }
 
 
@@ -59,7 +67,9 @@ class FixedPointResult(ValueEquality):
         fixed point exists (set by callers that know, e.g. an unregularised problem on
         separable data, where the norm diverges; see :func:`no_finite_solution`), 4 the
         iteration converged but the caller's quadrature does not resolve the map at the fixed
-        point (see :func:`unresolved_quadrature`).
+        point (see :func:`unresolved_quadrature`), 5 stalled: even the most damped step from
+        the best point leaves the map's domain (the fixed point lies on its boundary, or the
+        map cannot resolve it there).
     message : str
         Human-readable status.
     nit : int
@@ -230,6 +240,7 @@ def solve_fixed_point(
     n_cols = 0
     slot = 0
     nit = 1
+    stalled = False
     while residual > tol and nit < max_iter:
         accelerated = n_cols > 0
         y_new = np.empty(size)
@@ -246,8 +257,13 @@ def solve_fixed_point(
         if g_new is None or not np.isfinite(g_new).all() or res_new > growth * best[2]:
             n_cols = 0
             if not accelerated:
+                if beta <= MIN_DAMPING and y is best[0]:
+                    # The most damped step from the best point failed: every further
+                    # iteration would repeat it exactly. Stop (status 5).
+                    stalled = True
+                    break
                 # Even the damped step failed: go back to the best point, damp more.
-                beta = max(0.5 * beta, 1e-3)
+                beta = max(0.5 * beta, MIN_DAMPING)
                 y, g, residual = best
             # else: the extrapolation left the domain (or blew up): forget the history and
             # take the plain damped step next, a convex combination of points of the domain.
@@ -261,7 +277,7 @@ def solve_fixed_point(
         if residual < best[2]:
             best = (y, g, residual)
     x = from_internal(y)
-    status = CONVERGED if residual <= tol else MAX_ITER
+    status = CONVERGED if residual <= tol else (STALLED if stalled else MAX_ITER)
     if status != CONVERGED:
         x, residual = from_internal(best[0]), best[2]
     return FixedPointResult(
@@ -339,7 +355,8 @@ class ReportedSolution:
     @property
     def status(self) -> int:
         """Report status: 0 converged, 1 not converged, 2 not finite at the start, 3 no finite
-        solution, 4 converged on a quadrature that does not resolve the fixed point."""
+        solution, 4 converged on a quadrature that does not resolve the fixed point, 5 stalled
+        at the boundary of the map's domain."""
         return self.report.status
 
     @property

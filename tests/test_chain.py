@@ -716,3 +716,27 @@ def test_optimise_lam_chi_temperature_is_a_minimum():
         chain = [best[0], dataclasses.replace(opt, **{name: getattr(opt, name) * factor})]
         assert sol[1].eps_g <= solve_chain(2.0, 0.3, 1.0, 0.2, chain)[1].eps_g + 1e-12
     assert sol[1].eps_g < sol[0].eps_g  # here an optimised soft stage beats its teacher
+
+
+@pytest.mark.slow  # ~4 s
+def test_stage_copying_its_predecessor_stalls_quickly_with_a_status():
+    """K = 3 hard pseudo-labels at chi = 1, small alpha (the optimal stage-0 ridge, lam 0.05
+    after it): stage 2's training disagreement with its targets is ~1e-206, so stage 3 is
+    trained on stage 2's own targets and copies it; its fixed point lies at L_33 -> 0, the
+    boundary of the coordinates (Delta Q singular), where the map's image leaves the domain.
+    The solve used to spend its whole budget (and the continuation's) on the same rejected
+    step (minutes); now it stops with status 5, naming the copy, at a point that is the copy
+    (docs/chains.md, "Numerics")."""
+    from saddle.fixed_point import STALLED
+
+    hard = Stage(lam=0.05, chi=1.0, target="hard")
+    with pytest.warns(RuntimeWarning, match="stage3"):
+        sol = solve_chain(1.0, 0.3, 1.0, 0.2, [Stage(lam=0.8574766255860938)] + [hard] * 3)
+    assert [st.status for st in sol.stages[:3]] == [0, 0, 0]
+    assert sol.status == STALLED and sol[3].status == STALLED
+    assert "stage3 nearly copies" in sol.message
+    assert sol[3].nit < 500
+    assert sol[2].train_disagreement < 1e-100
+    for key in ("eps_g", "m", "q", "b", "V"):
+        copy, original = getattr(sol[3], key), getattr(sol[2], key)
+        assert abs(copy - original) < 1e-6 * max(1.0, abs(original)), key

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from saddle.continuation import continuation
-from saddle.fixed_point import MAX_ITER, NOT_FINITE, FixedPointError, solve_fixed_point
+from saddle.fixed_point import (
+    MAX_ITER,
+    NOT_FINITE,
+    STALLED,
+    FixedPointError,
+    solve_fixed_point,
+)
 from saddle.prox import prox_residual, prox_square, prox_tempered_logistic
 from saddle.quadrature import gauss_hermite
 from saddle.special import gaussian_cdf, gaussian_tail, sigmoid, sigmoid_prime, softplus
@@ -112,3 +118,17 @@ def test_continuation_warm_starts_and_retries():
     out = continuation(solve, [1.0, 2.0, 3.0])
     assert [r.converged for r in out] == [True, True, True]
     assert calls == [(1.0, None), (2.0, 1.0), (2.0, None), (3.0, 2.0)]
+
+
+def test_fixed_point_on_the_domain_boundary_stalls_at_once():
+    """x = F(x) with F(x) = -1 on x > 0 (NaN outside): the iteration approaches the boundary
+    x = 0, where every damped step leaves the domain. It stops there with status 5 within a
+    few dozen evaluations instead of repeating the same rejected step to the budget."""
+
+    def update(x):
+        return np.where(x > 0.0, -1.0, np.nan)
+
+    res = solve_fixed_point(update, np.array([1.0]), max_iter=5000)
+    assert res.status == STALLED and not res.converged
+    assert res.nit < 100
+    assert 0.0 < res.x[0] < 1e-2
