@@ -5,7 +5,7 @@ samples, stage ``k`` on the first ``eta_k N`` coordinates with the loss
 ``L_k(h; y_obs, h*_{k-1})`` (any target: soft, hard) and ridge ``lam_k``. The replica
 computation takes the zero-temperature limits in stage order, so stage ``k`` has its own free
 entropy ``Phi_k``, a function of its order parameters and conjugates with the earlier stages'
-held fixed (the student's of paper Eq. 98 is ``Phi_1``):
+held fixed (the student's of paper Eq. 98 is ``Phi_1``)::
 
     Phi_k = -m^_k m_k - (Q^_kk V_k/Delta - V^_k q_k)/2 - sum_{j<k} (Q^_jk V_kj/Delta - V^_kj Q_jk)
             + sum_b phi_b g_b(k)                                          (entropic, prior)
