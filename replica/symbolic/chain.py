@@ -38,6 +38,7 @@ from functools import cache
 
 import sympy as sp
 
+from replica.symbolic.expectation import LinearAverage
 from replica.symbolic.symbols import Delta, alpha
 
 MAX_STAGES = 4  # symbols are made for stages 0..3 (K <= 3)
@@ -132,33 +133,14 @@ def noise_covariance(j: int, k: int) -> sp.Symbol:
 # ----------------------------------------------------------------------------------------------
 
 
-class ChainAverage(sp.Function):
+class ChainAverage(LinearAverage):
     """``E[X]`` over ``s, s_obs, z_0..z_K`` (linear; commutes with parameter derivatives).
 
     As :class:`replica.symbolic.expectation.Expectation`, with the observed label ``s_obs`` and
     the chain's Gaussians among the random symbols.
     """
 
-    nargs = 1
-
-    @classmethod
-    def eval(cls, arg: sp.Expr):
-        if not _is_random(arg):
-            return arg
-        if arg.is_Add:
-            return sp.Add(*(cls(term) for term in arg.args))
-        if arg.is_Mul:
-            const, rest = arg.as_independent(*RANDOM, as_Add=False)
-            if const != 1:
-                return const * cls(rest)
-        return None
-
-    def _eval_derivative(self, x: sp.Symbol) -> sp.Expr:
-        return self.func(self.args[0].diff(x))
-
-    def _latex(self, printer, exp=None) -> str:
-        tex = r"\mathbb{E}\left[" + printer._print(self.args[0]) + r"\right]"
-        return tex if exp is None else f"{tex}^{{{exp}}}"
+    random_symbols = RANDOM
 
 
 def _is_random(expr: sp.Expr) -> bool:
