@@ -113,15 +113,10 @@ def single_threaded_blas():
     """
     import os
 
-    if any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a dependency, but never fatal
-        yield
-        return
-    with threadpool_limits(limits=1):
+    from saddle.executor import blas_thread_limit
+
+    chosen = any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES)
+    with blas_thread_limit(None if chosen else 1):
         yield
 
 

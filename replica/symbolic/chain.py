@@ -5,7 +5,7 @@ samples, stage ``k`` on the first ``eta_k N`` coordinates with the loss
 ``L_k(h; y_obs, h*_{k-1})`` (any target: soft, hard) and ridge ``lam_k``. The replica
 computation takes the zero-temperature limits in stage order, so stage ``k`` has its own free
 entropy ``Phi_k``, a function of its order parameters and conjugates with the earlier stages'
-held fixed (the student's of paper Eq. 98 is ``Phi_1``):
+held fixed (the student's of paper Eq. 98 is ``Phi_1``)::
 
     Phi_k = -m^_k m_k - (Q^_kk V_k/Delta - V^_k q_k)/2 - sum_{j<k} (Q^_jk V_kj/Delta - V^_kj Q_jk)
             + sum_b phi_b g_b(k)                                          (entropic, prior)
@@ -38,6 +38,7 @@ from functools import cache
 
 import sympy as sp
 
+from replica.symbolic.expectation import LinearAverage
 from replica.symbolic.symbols import Delta, alpha
 
 MAX_STAGES = 4  # symbols are made for stages 0..3 (K <= 3)
@@ -132,33 +133,14 @@ def noise_covariance(j: int, k: int) -> sp.Symbol:
 # ----------------------------------------------------------------------------------------------
 
 
-class ChainAverage(sp.Function):
+class ChainAverage(LinearAverage):
     """``E[X]`` over ``s, s_obs, z_0..z_K`` (linear; commutes with parameter derivatives).
 
     As :class:`replica.symbolic.expectation.Expectation`, with the observed label ``s_obs`` and
     the chain's Gaussians among the random symbols.
     """
 
-    nargs = 1
-
-    @classmethod
-    def eval(cls, arg: sp.Expr):
-        if not _is_random(arg):
-            return arg
-        if arg.is_Add:
-            return sp.Add(*(cls(term) for term in arg.args))
-        if arg.is_Mul:
-            const, rest = arg.as_independent(*RANDOM, as_Add=False)
-            if const != 1:
-                return const * cls(rest)
-        return None
-
-    def _eval_derivative(self, x: sp.Symbol) -> sp.Expr:
-        return self.func(self.args[0].diff(x))
-
-    def _latex(self, printer, exp=None) -> str:
-        tex = r"\mathbb{E}\left[" + printer._print(self.args[0]) + r"\right]"
-        return tex if exp is None else f"{tex}^{{{exp}}}"
+    random_symbols = RANDOM
 
 
 def _is_random(expr: sp.Expr) -> bool:

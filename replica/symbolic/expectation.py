@@ -19,23 +19,24 @@ import sympy as sp
 from replica.symbolic.symbols import RANDOM_SYMBOLS, p, p_neg, p_pos, rho, s
 
 
-class Expectation(sp.Function):
-    """``E[X]``: average of ``X`` over the class (``s``, ``p``) and independent ``N(0, 1)`` fields.
+class LinearAverage(sp.Function):
+    """An unevaluated average ``E[X]`` over the symbols of ``random_symbols`` (a subclass sets it).
 
-    Linear: ``E[c X + Y] = c E[X] + E[Y]`` for ``c`` free of random symbols, and ``E[c] = c``.
-    Pass ``evaluate=False`` to keep a combined integrand (for display).
+    Linear: ``E[c X + Y] = c E[X] + E[Y]`` for ``c`` free of random symbols, and ``E[c] = c``;
+    it commutes with derivatives in the parameters (differentiation under the integral sign).
     """
 
     nargs = 1
+    random_symbols: frozenset = frozenset()
 
     @classmethod
     def eval(cls, arg: sp.Expr):
-        if not arg.free_symbols & RANDOM_SYMBOLS:
+        if not arg.free_symbols & cls.random_symbols:
             return arg
         if arg.is_Add:
             return sp.Add(*(cls(term) for term in arg.args))
         if arg.is_Mul:
-            const, rest = arg.as_independent(*RANDOM_SYMBOLS, as_Add=False)
+            const, rest = arg.as_independent(*cls.random_symbols, as_Add=False)
             if const != 1:
                 return const * cls(rest)
         return None
@@ -46,6 +47,16 @@ class Expectation(sp.Function):
     def _latex(self, printer, exp=None) -> str:
         tex = r"\mathbb{E}\left[" + printer._print(self.args[0]) + r"\right]"
         return tex if exp is None else f"{tex}^{{{exp}}}"
+
+
+class Expectation(LinearAverage):
+    """``E[X]``: average of ``X`` over the class (``s``, ``p``) and independent ``N(0, 1)`` fields.
+
+    Linear: ``E[c X + Y] = c E[X] + E[Y]`` for ``c`` free of random symbols, and ``E[c] = c``.
+    Pass ``evaluate=False`` to keep a combined integrand (for display).
+    """
+
+    random_symbols = RANDOM_SYMBOLS
 
     def _sympystr(self, printer) -> str:
         return f"E[{printer._print(self.args[0])}]"
