@@ -12,8 +12,9 @@ mixing over the last few residuals (Walker & Ni 2011, "type II"). Safeguards:
   points of the domain, so it stays inside a convex domain);
 - if the plain damped step fails too, the iteration returns to the best point seen so far
   and halves the damping, down to ``MIN_DAMPING``;
-- if the plain step from the best point fails at ``MIN_DAMPING``, every later iteration would
-  repeat that same rejected step (the map is deterministic): the iteration stops at once with
+- if the plain step from the best point fails at ``MIN_DAMPING``, or the iteration returns to
+  the same best point at ``MIN_DAMPING`` twice, every later iteration would repeat the same
+  steps (the map is deterministic, the history is cleared): the iteration stops at once with
   status 5 (the fixed point lies on, or beyond, the boundary of the map's domain as far as the
   map can resolve it), instead of spending its whole budget on identical rejections.
 
@@ -241,6 +242,7 @@ def solve_fixed_point(
     slot = 0
     nit = 1
     stalled = False
+    floor_return = None  # the best point last returned to at the smallest damping
     while residual > tol and nit < max_iter:
         accelerated = n_cols > 0
         y_new = np.empty(size)
@@ -256,15 +258,19 @@ def solve_fixed_point(
         g_new = to_internal(fx_new) - y_new if math.isfinite(res_new) else None
         if g_new is None or not np.isfinite(g_new).all() or res_new > growth * best[2]:
             n_cols = 0
+            slot = 0  # the next columns mixed are the ones written from now on
             if not accelerated:
-                if beta <= MIN_DAMPING and y is best[0]:
-                    # The most damped step from the best point failed: every further
-                    # iteration would repeat it exactly. Stop (status 5).
+                if beta <= MIN_DAMPING and (y is best[0] or floor_return is best[0]):
+                    # The most damped step from the best point failed, or the iteration came
+                    # back to the same best point at the same damping with no history: every
+                    # further iteration repeats the same steps exactly. Stop (status 5).
                     stalled = True
                     break
                 # Even the damped step failed: go back to the best point, damp more.
                 beta = max(0.5 * beta, MIN_DAMPING)
                 y, g, residual = best
+                if beta <= MIN_DAMPING:
+                    floor_return = best[0]
             # else: the extrapolation left the domain (or blew up): forget the history and
             # take the plain damped step next, a convex combination of points of the domain.
             continue

@@ -719,23 +719,18 @@ def test_optimise_lam_chi_temperature_is_a_minimum():
 
 
 @pytest.mark.slow  # ~4 s
-def test_stage_copying_its_predecessor_stalls_quickly_with_a_status():
+def test_stage_copying_its_predecessor_is_solved():
     """K = 3 hard pseudo-labels at chi = 1, small alpha (the optimal stage-0 ridge, lam 0.05
     after it): stage 2's training disagreement with its targets is ~1e-206, so stage 3 is
-    trained on stage 2's own targets and copies it; its fixed point lies at L_33 -> 0, the
-    boundary of the coordinates (Delta Q singular), where the map's image leaves the domain.
-    The solve used to spend its whole budget (and the continuation's) on the same rejected
-    step (minutes); now it stops with status 5, naming the copy, at a point that is the copy
-    (docs/chains.md, "Numerics")."""
-    from saddle.fixed_point import STALLED
-
+    trained on stage 2's own targets and copies it; its fixed point lies at L_33 -> 0, next to
+    the boundary of the coordinates (Delta Q singular), where damped steps leave the domain.
+    The solve used to spend its whole budget (and the continuation's) there (minutes): the
+    Anderson history, after a reset, mixed stale columns of the ring buffer. Now it converges,
+    to the copy (docs/chains.md, "Numerics")."""
     hard = Stage(lam=0.05, chi=1.0, target="hard")
-    with pytest.warns(RuntimeWarning, match="stage3"):
-        sol = solve_chain(1.0, 0.3, 1.0, 0.2, [Stage(lam=0.8574766255860938)] + [hard] * 3)
-    assert [st.status for st in sol.stages[:3]] == [0, 0, 0]
-    assert sol.status == STALLED and sol[3].status == STALLED
-    assert "stage3 nearly copies" in sol.message
-    assert sol[3].nit < 500
+    sol = solve_chain(1.0, 0.3, 1.0, 0.2, [Stage(lam=0.8574766255860938)] + [hard] * 3)
+    assert sol.converged, sol.message
+    assert sol[3].nit < 1000
     assert sol[2].train_disagreement < 1e-100
     for key in ("eps_g", "m", "q", "b", "V"):
         copy, original = getattr(sol[3], key), getattr(sol[2], key)
