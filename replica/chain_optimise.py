@@ -671,7 +671,8 @@ def optimise_stages(alpha: float, rho: float = 0.5, delta: float = 1.0, flip: fl
             res = _minimise(problem, problem.y_of(stages), [box[n] for _, n in variables],
                             ftol, gtol, callback)  # fmt: skip
             stages[k] = problem.stages_at(res.x)[k]
-            start = problem.evaluate(res.x, gradient=False).states[k]
+            # (None if the evaluation at the optimum failed: a cold start below)
+            start = problem.evaluate(res.x, gradient=False).states.get(k)
         else:
             res, start = None, None
         results.append(res)
