@@ -35,6 +35,7 @@ from replica.params import ParameterError
 from saddle.checkpoint import CsvJournal
 from saddle.executor import make_executor
 from saddle.results import freeze
+from tests.test_executor import _alive, _children  # the process-table probes of the executor tests
 
 HARD = dict(chi=1.0, target="hard")
 CHAIN = ChainParams(2.0, 0.5, 1.0, 0.2, (Stage(lam=0.1), Stage(lam=0.1, **HARD)))
@@ -364,28 +365,6 @@ def test_cli_sweep_errors_are_one_line(argv, message, capsys, tmp_path, monkeypa
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
     assert not (tmp_path / "somewhere").exists()  # nothing created before the error
-
-
-def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    state, ppid = fh.read().rpartition(")")[2].split()[:2]
-            except OSError:
-                continue
-            if int(ppid) == pid and state != "Z":
-                out.add(int(entry))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.slow
